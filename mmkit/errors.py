@@ -9,6 +9,3 @@ class MMKitError(Exception):
 class InputError(MMKitError, ValueError):
     """Bad user input: the message names the file, line and field when there is one."""
 
-
-class IndexError_(MMKitError, ValueError):
-    """Bad use of a search index (dimension mismatch, empty index, corrupt file...)."""
