@@ -1,0 +1,402 @@
+"""The embedded multimodal world: a seeded, procedurally generated retrieval dataset.
+
+Every scene holds 1-3 objects (shape, colour, texture, size, position) over a varied background,
+drawn in one of three styles. A scene's *class* is the (shape, colour, texture) of its main
+(largest) object: 64 fine-grained classes, half of which have a sibling class that differs in
+one subtle attribute, as close bird species do in CUB-200. Each scene comes with
+
+- an RGB image (:attr:`World.images`, uint8 [N, H, W, 3]),
+- five partial captions (:attr:`World.captions`; caption ``j`` belongs to image
+  ``World.caption_image[j]``),
+- a sound clip whose notes follow the objects (:attr:`World.audio`, float32 [N, T]),
+- spoken captions synthesised offline with espeak-ng (:meth:`World.speech`),
+- a word on a sign in some scenes (:attr:`World.words`) for OCR,
+- attribute vectors, train/val/test splits and an unseen-class split,
+- graded relevance 0-3 between any caption and any image, and between any two scenes.
+
+Determinism: every random draw comes from ``numpy.random.default_rng([seed, stream, item])``,
+so the same seed gives byte-identical arrays in any process, whatever is generated first.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import cached_property
+
+import numpy as np
+
+from mmkit.data import vocab as V
+from mmkit.data.captions import CaptionStruct, make_caption, tokenize
+from mmkit.data.relevance import caption_relevance, scene_relevance
+from mmkit.data.render import render_scene
+from mmkit.data.sound import synth_scene
+
+# random streams (the second entry of every seed sequence)
+_S_LABELS, _S_SPLIT, _S_SCENE, _S_CAPTION, _S_PIXELS, _S_AUDIO, _S_UNSEEN = range(7)
+
+SPLITS = ("train", "val", "test", "unseen")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """Everything that defines a world. Two equal configs give identical worlds."""
+
+    n: int = 2000
+    seed: int = 0
+    image_size: int = 64
+    max_objects: int = 3
+    #: frequency ratio between the most and the least common class (1 = balanced; 10, 100 =
+    #: long-tailed, with an exponential profile over classes in a seeded order)
+    imbalance: float = 1.0
+    #: classes held out of train/val/test, for zero-shot and few-shot chapters
+    n_unseen_classes: int = 8
+    #: train / val / test fractions of the seen-class scenes
+    split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    #: probabilities of the photo / sketch / painting styles
+    style_probs: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    #: fraction of scenes with a word on a sign
+    sign_prob: float = 0.25
+    captions_per_image: int = 5
+    sample_rate: int = 16000
+    audio_seconds: float = 1.0
+    #: scales image and audio noise (0 = clean)
+    noise: float = 1.0
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.n, (int, np.integer)) or self.n <= 0:
+            problems.append(f"n must be a positive integer, got {self.n!r}")
+        if self.image_size < 16:
+            problems.append(f"image_size must be at least 16, got {self.image_size}")
+        if not 1 <= self.max_objects <= 3:
+            problems.append(f"max_objects must be 1, 2 or 3, got {self.max_objects}")
+        if self.imbalance < 1:
+            problems.append(f"imbalance must be >= 1, got {self.imbalance}")
+        if not 0 <= self.n_unseen_classes < V.N_CLASSES:
+            problems.append(f"n_unseen_classes must be in [0, {V.N_CLASSES}), "
+                            f"got {self.n_unseen_classes}")
+        if len(self.split_fractions) != 3 or min(self.split_fractions) < 0 or \
+                not math.isclose(sum(self.split_fractions), 1.0):
+            problems.append(f"split_fractions must be 3 non-negative numbers summing to 1, "
+                            f"got {self.split_fractions}")
+        if len(self.style_probs) != 3 or min(self.style_probs) < 0 or \
+                not math.isclose(sum(self.style_probs), 1.0):
+            problems.append(f"style_probs must be 3 non-negative numbers summing to 1, "
+                            f"got {self.style_probs}")
+        if not 0 <= self.sign_prob <= 1:
+            problems.append(f"sign_prob must be in [0, 1], got {self.sign_prob}")
+        if self.captions_per_image < 1:
+            problems.append(f"captions_per_image must be >= 1, got {self.captions_per_image}")
+        if self.sample_rate < 4000 or self.audio_seconds <= 0:
+            problems.append("sample_rate must be >= 4000 and audio_seconds > 0")
+        if self.noise < 0:
+            problems.append(f"noise must be >= 0, got {self.noise}")
+        if problems:
+            raise ValueError("WorldConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["split_fractions"] = list(self.split_fractions)
+        d["style_probs"] = list(self.style_probs)
+        return d
+
+
+def _rng(seed: int, stream: int, item: int | None = None) -> np.random.Generator:
+    key = [int(seed), stream] if item is None else [int(seed), stream, int(item)]
+    return np.random.default_rng(key)
+
+
+def class_frequencies(n_classes: int, imbalance: float, seed: int) -> np.ndarray:
+    """Class probabilities [C]: exponential profile from 1 down to 1/imbalance, seeded order."""
+    order = _rng(seed, _S_LABELS).permutation(n_classes)
+    profile = imbalance ** (-np.arange(n_classes) / max(1, n_classes - 1))
+    p = np.empty(n_classes)
+    p[order] = profile
+    return p / p.sum()
+
+
+def _place(rng: np.random.Generator, sizes: list[int], y_max: float) -> list[tuple[float, float]]:
+    """Non-overlapping centres in [0,1]^2 for objects of the given sizes (largest first)."""
+    placed: list[tuple[float, float, float]] = []
+    for size in sizes:
+        r = V.SIZE_RADIUS[size]
+        for _ in range(200):
+            x = rng.uniform(r + 0.02, 1 - r - 0.02)
+            y = rng.uniform(r + 0.02, max(r + 0.021, y_max - r))
+            if all((x - px) ** 2 + (y - py) ** 2 >= (r + pr + 0.03) ** 2 for px, py, pr in placed):
+                placed.append((x, y, r))
+                break
+        else:
+            break  # no room: fewer objects
+    return [(x, y) for x, y, _ in placed]
+
+
+class World:
+    """A generated world. Cheap parts (scenes, captions, relevance) are built on creation;
+    images and audio are rendered on first access and cached.
+
+    Example:
+        >>> w = World(WorldConfig(n=100, seed=0))
+        >>> w.images.shape, len(w.captions)
+        ((100, 64, 64, 3), 500)
+    """
+
+    def __init__(self, config: WorldConfig | None = None, **overrides) -> None:
+        if config is None:
+            config = WorldConfig(**overrides)
+        elif overrides:
+            config = WorldConfig(**{**config.to_dict(), **overrides})
+        self.config = config
+        self.classes = V.CLASSES
+        self._build_scenes()
+        self._build_captions()
+        self._build_splits()
+
+    # ------------------------------------------------------------------ scenes
+    def _build_scenes(self) -> None:
+        cfg = self.config
+        n, k = cfg.n, cfg.max_objects
+        freq = class_frequencies(V.N_CLASSES, cfg.imbalance, cfg.seed)
+        self.class_probs = freq
+        self.labels = _rng(cfg.seed, _S_LABELS, 1).choice(V.N_CLASSES, size=n, p=freq)
+        self.objects = np.full((n, k, 5), -1, np.int16)
+        self.xy = np.zeros((n, k, 2), np.float32)
+        self.rotation = np.zeros((n, k), np.float32)
+        self.tint = np.zeros((n, k, 3), np.float32)
+        self.n_objects = np.zeros(n, np.int8)
+        self.styles = np.zeros(n, np.int8)
+        self.words = np.full(n, -1, np.int16)
+        self.word_x = np.zeros(n, np.float32)
+        self.backgrounds = np.zeros((n, 2, 3), np.float32)
+        for i in range(n):
+            self._build_scene(i, _rng(cfg.seed, _S_SCENE, i))
+
+    def _build_scene(self, i: int, rng: np.random.Generator) -> None:
+        cfg = self.config
+        cls = V.CLASSES[int(self.labels[i])]
+        count = int(rng.integers(1, cfg.max_objects + 1))
+        main_size = int(rng.integers(len(V.SIZES)))
+        sizes = [main_size] + [int(rng.integers(main_size + 1)) for _ in range(count - 1)]
+        sizes = [sizes[0]] + [min(s, main_size) for s in sizes[1:]]
+        self.styles[i] = rng.choice(len(V.STYLES), p=cfg.style_probs)
+        has_word = rng.random() < cfg.sign_prob
+        if has_word:
+            self.words[i] = int(rng.integers(len(V.SIGN_WORDS)))
+            self.word_x[i] = rng.random()
+        centres = _place(rng, sizes, y_max=0.70 if has_word else 1.0)
+        for j, (x, y) in enumerate(centres):
+            if j == 0:
+                shape, colour, texture = cls.shape, cls.colour, cls.texture
+            else:
+                shape = int(rng.integers(len(V.SHAPES)))
+                colour = int(rng.integers(len(V.COLOURS)))
+                texture = int(rng.integers(len(V.TEXTURES)))
+            hpos = min(2, int(x * 3))
+            self.objects[i, j] = (shape, colour, texture, sizes[j], hpos)
+            self.xy[i, j] = (x, y)
+            self.rotation[i, j] = rng.uniform(-0.35, 0.35)
+            self.tint[i, j] = rng.normal(0, 10, 3)
+        self.n_objects[i] = len(centres)
+        # background: two muted colours far from white and black
+        self.backgrounds[i] = rng.uniform(70, 215, (2, 3))
+
+    # ---------------------------------------------------------------- captions
+    def _build_captions(self) -> None:
+        cfg = self.config
+        per = cfg.captions_per_image
+        m = cfg.n * per
+        self.captions: list[str] = []
+        self.caption_image = np.repeat(np.arange(cfg.n), per)
+        self.caption_main = np.full((m, 5), -1, np.int16)
+        self.caption_second = np.full((m, 5), -1, np.int16)
+        self.caption_relation = np.full(m, -1, np.int8)
+        self.caption_style = np.full(m, -1, np.int8)
+        self.caption_word = np.full(m, -1, np.int16)
+        j = 0
+        for i in range(cfg.n):
+            rng = _rng(cfg.seed, _S_CAPTION, i)
+            seen: set[str] = set()
+            for _ in range(per):
+                for _attempt in range(20):  # five different sentences per image
+                    text, s = make_caption(rng, self.objects[i], self.xy[i], int(self.n_objects[i]),
+                                           int(self.styles[i]), int(self.words[i]))
+                    if text not in seen:
+                        break
+                seen.add(text)
+                self.captions.append(text)
+                self._store_struct(j, s)
+                j += 1
+
+    def _store_struct(self, j: int, s: CaptionStruct) -> None:
+        self.caption_main[j] = s.main
+        self.caption_second[j] = s.second
+        self.caption_relation[j] = s.relation
+        self.caption_style[j] = s.style
+        self.caption_word[j] = s.word
+
+    def caption_struct(self, j: int) -> CaptionStruct:
+        """What caption ``j`` says, as a structure."""
+        return CaptionStruct(tuple(int(v) for v in self.caption_main[j]),
+                             tuple(int(v) for v in self.caption_second[j]),
+                             int(self.caption_relation[j]), int(self.caption_style[j]),
+                             int(self.caption_word[j]))
+
+    def caption_tokens(self, j: int) -> list[str]:
+        """Karpathy-style tokens of caption ``j``."""
+        return tokenize(self.captions[j])
+
+    def captions_of(self, i: int) -> list[int]:
+        """Caption indices of image ``i``."""
+        per = self.config.captions_per_image
+        return list(range(i * per, (i + 1) * per))
+
+    # ------------------------------------------------------------------ splits
+    def _build_splits(self) -> None:
+        cfg = self.config
+        rng = _rng(cfg.seed, _S_UNSEEN)
+        self.unseen_classes = np.sort(rng.choice(V.N_CLASSES, cfg.n_unseen_classes, replace=False))
+        unseen = np.isin(self.labels, self.unseen_classes)
+        seen_idx = np.flatnonzero(~unseen)
+        perm = _rng(cfg.seed, _S_SPLIT).permutation(len(seen_idx))
+        n_train = int(round(cfg.split_fractions[0] * len(seen_idx)))
+        n_val = int(round(cfg.split_fractions[1] * len(seen_idx)))
+        self.split = np.empty(cfg.n, dtype="<U6")
+        self.split[np.flatnonzero(unseen)] = "unseen"
+        self.split[seen_idx[perm[:n_train]]] = "train"
+        self.split[seen_idx[perm[n_train:n_train + n_val]]] = "val"
+        self.split[seen_idx[perm[n_train + n_val:]]] = "test"
+
+    def indices(self, split: str) -> np.ndarray:
+        """Image indices of a split (``train``, ``val``, ``test`` or ``unseen``), ascending."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+        return np.flatnonzero(self.split == split)
+
+    def caption_indices(self, image_indices: np.ndarray) -> np.ndarray:
+        """All caption indices of the given images, in image order."""
+        per = self.config.captions_per_image
+        idx = np.asarray(image_indices)
+        return (idx[:, None] * per + np.arange(per)).reshape(-1)
+
+    # ------------------------------------------------------------- modalities
+    def __len__(self) -> int:
+        return self.config.n
+
+    def render(self, i: int) -> np.ndarray:
+        """Image ``i`` as uint8 [H, W, 3] (rendered now, not cached)."""
+        cfg = self.config
+        return render_scene(self.objects[i], self.xy[i], self.rotation[i], self.tint[i],
+                            int(self.n_objects[i]), int(self.styles[i]), int(self.words[i]),
+                            float(self.word_x[i]), self.backgrounds[i], cfg.image_size,
+                            _rng(cfg.seed, _S_PIXELS, i), cfg.noise)
+
+    def sound(self, i: int) -> np.ndarray:
+        """Sound clip ``i`` as float32 [T] (synthesised now, not cached)."""
+        cfg = self.config
+        return synth_scene(self.objects[i], self.xy[i], int(self.n_objects[i]), cfg.sample_rate,
+                           cfg.audio_seconds, _rng(cfg.seed, _S_AUDIO, i), cfg.noise)
+
+    @cached_property
+    def images(self) -> np.ndarray:
+        """All images, uint8 [N, H, W, 3] (rendered on first access)."""
+        from tqdm.auto import tqdm
+
+        s = self.config.image_size
+        out = np.empty((self.config.n, s, s, 3), np.uint8)
+        for i in tqdm(range(self.config.n), desc="render images", leave=False,
+                      disable=self.config.n < 500):
+            out[i] = self.render(i)
+        return out
+
+    @cached_property
+    def audio(self) -> np.ndarray:
+        """All sound clips, float32 [N, T] (synthesised on first access)."""
+        from tqdm.auto import tqdm
+
+        t = int(round(self.config.sample_rate * self.config.audio_seconds))
+        out = np.empty((self.config.n, t), np.float32)
+        for i in tqdm(range(self.config.n), desc="synthesise sounds", leave=False,
+                      disable=self.config.n < 500):
+            out[i] = self.sound(i)
+        return out
+
+    def speaker_of(self, j: int) -> int:
+        """The speaker (voice) id that says caption ``j`` (seeded, 6 voices)."""
+        return int(_rng(self.config.seed, _S_CAPTION, 10**9 + j).integers(6))
+
+    def speech(self, j: int, sr: int | None = None) -> np.ndarray:
+        """Caption ``j`` spoken by espeak-ng: float32 [T] at ``sr`` (default: the world's rate)."""
+        from mmkit.data.speech import speak
+
+        return speak(self.captions[j], speaker=self.speaker_of(j),
+                     sr=sr or self.config.sample_rate)
+
+    # ---------------------------------------------------------- ground truth
+    @cached_property
+    def attributes(self) -> np.ndarray:
+        """Per-image binary attribute vector of the main object, uint8 [N, A]
+        (one-hot shape, colour, texture, size, horizontal position); names in
+        :attr:`attribute_names`."""
+        blocks = []
+        for a, name in enumerate(V.ATTRIBUTES):
+            n_values = len(V.ATTRIBUTE_VALUES[name])
+            blocks.append(np.eye(n_values, dtype=np.uint8)[self.objects[:, 0, a]])
+        return np.concatenate(blocks, axis=1)
+
+    @property
+    def attribute_names(self) -> list[str]:
+        """Names of the columns of :attr:`attributes`, e.g. ``"has_colour::red"``."""
+        return [f"has_{a}::{v}" for a in V.ATTRIBUTES for v in V.ATTRIBUTE_VALUES[a]]
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def describe(self, i: int) -> str:
+        """A complete, readable description of scene ``i`` (for figures and debugging)."""
+        parts = []
+        for j in range(int(self.n_objects[i])):
+            s, c, t, z, _ = (int(v) for v in self.objects[i, j])
+            parts.append(f"{V.SIZES[z]} {V.COLOURS[c]} {V.TEXTURES[t]} {V.SHAPES[s]}")
+        text = f"{V.STYLES[int(self.styles[i])]}: " + ", ".join(parts)
+        if self.words[i] >= 0:
+            text += f"; sign '{V.SIGN_WORDS[int(self.words[i])]}'"
+        return text
+
+    def caption_relevance(self, captions: np.ndarray | None = None,
+                          images: np.ndarray | None = None) -> np.ndarray:
+        """Graded relevance int8 [len(captions), len(images)] in 0..3 (see
+        :func:`mmkit.data.relevance.caption_relevance`); defaults to all captions/images."""
+        captions = np.arange(len(self.captions)) if captions is None else np.asarray(captions)
+        images = np.arange(self.config.n) if images is None else np.asarray(images)
+        return caption_relevance(
+            self.caption_main[captions], self.caption_second[captions],
+            self.caption_relation[captions], self.caption_style[captions],
+            self.caption_word[captions], self.objects[images], self.xy[images],
+            self.n_objects[images], self.styles[images], self.words[images])
+
+    def scene_relevance(self, queries: np.ndarray | None = None,
+                        images: np.ndarray | None = None) -> np.ndarray:
+        """Graded relevance int8 [len(queries), len(images)] between scenes: how many of the
+        main object's shape, colour and texture agree (3 = same class)."""
+        queries = np.arange(self.config.n) if queries is None else np.asarray(queries)
+        images = np.arange(self.config.n) if images is None else np.asarray(images)
+        return scene_relevance(self.objects[queries, 0, :3], self.objects[images, 0, :3])
+
+    def summary(self) -> dict:
+        """Sizes and settings, for tables and the README's world card."""
+        words = set()
+        for c in self.captions:
+            words.update(tokenize(c))
+        return {
+            "n_images": self.config.n,
+            "n_captions": len(self.captions),
+            "n_classes": len(self.classes),
+            "n_unseen_classes": int(self.config.n_unseen_classes),
+            "vocabulary": len(words),
+            "image_size": self.config.image_size,
+            "audio": f"{self.config.audio_seconds:g} s @ {self.config.sample_rate} Hz",
+            "splits": {s: int((self.split == s).sum()) for s in SPLITS},
+            "styles": {V.STYLES[k]: int((self.styles == k).sum()) for k in range(len(V.STYLES))},
+            "with_sign": int((self.words >= 0).sum()),
+            "seed": self.config.seed,
+        }
