@@ -1,4 +1,4 @@
 """Data: the embedded multimodal world and loaders for real datasets (no model code here)."""
-from mmkit.data.world import SPLITS, World, WorldConfig
+from mmkit.data.world import DIRECTIONS, SPLITS, World, WorldConfig
 
-__all__ = ["World", "WorldConfig", "SPLITS"]
+__all__ = ["World", "WorldConfig", "SPLITS", "DIRECTIONS"]

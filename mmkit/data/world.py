@@ -35,6 +35,8 @@ from mmkit.data.sound import synth_scene
 _S_LABELS, _S_SPLIT, _S_SCENE, _S_CAPTION, _S_PIXELS, _S_AUDIO, _S_UNSEEN = range(7)
 
 SPLITS = ("train", "val", "test", "unseen")
+#: the retrieval directions every method is evaluated on (query modality -> gallery modality)
+DIRECTIONS = ("text->image", "image->text", "image->image", "audio->image")
 
 
 @dataclass(frozen=True)
@@ -381,6 +383,37 @@ class World:
         queries = np.arange(self.config.n) if queries is None else np.asarray(queries)
         images = np.arange(self.config.n) if images is None else np.asarray(images)
         return scene_relevance(self.objects[queries, 0, :3], self.objects[images, 0, :3])
+
+    def ground_truth(self, direction: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Graded relevance and positives of one retrieval direction over a set of images.
+
+        The queries and the gallery both come from ``images`` (e.g. the test split):
+
+        - ``text->image``: queries are the images' captions; the positive is the caption's own
+          image; relevance is :meth:`caption_relevance`.
+        - ``image->text``: the transpose: an image's positives are its own captions.
+        - ``image->image``: queries are the images; positives are the other images of the same
+          class (the query itself is neither relevant nor positive); :meth:`scene_relevance`.
+        - ``audio->image``: queries are the images' sound clips; as ``image->image`` but the
+          query's own image counts (it is the scene the clip was made from).
+
+        Returns:
+            relevance int8 [Q, G] in 0..3 and positives bool [Q, G].
+        """
+        images = np.asarray(images)
+        if direction in ("text->image", "image->text"):
+            caps = self.caption_indices(images)
+            rel = self.caption_relevance(caps, images)
+            pos = self.caption_image[caps][:, None] == images[None, :]
+            return (rel, pos) if direction == "text->image" else (rel.T.copy(), pos.T.copy())
+        if direction in ("image->image", "audio->image"):
+            rel = self.scene_relevance(images, images)
+            pos = rel == 3
+            if direction == "image->image":
+                np.fill_diagonal(rel, 0)
+                np.fill_diagonal(pos, False)
+            return rel, pos
+        raise ValueError(f"unknown direction {direction!r}; choose one of {DIRECTIONS}")
 
     def summary(self) -> dict:
         """Sizes and settings, for tables and the README's world card."""

@@ -1,0 +1,5 @@
+import sys
+
+from mmkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,117 @@
+"""The ``mmkit`` command: ``demo``, ``world`` and ``eval``.
+
+Errors in what the user typed or supplied end in one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mmkit.errors import MMKitError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from mmkit.demo import format_table, run_demo
+
+    report = run_demo(n=args.n, seed=args.seed, method=args.method, out=args.out,
+                      progress=not args.json and not args.quiet)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    w = report["world"]
+    print(f"mmkit demo: method={report['method']}  world: {w['n_images']} scenes, "
+          f"{w['n_captions']} captions, {w['n_classes']} classes, seed {w['seed']}; "
+          f"test split: {w['n_test']} images")
+    print(format_table(report["results"], report["oracle"]))
+    print(f"gallery: {report['figure']}   ({report['seconds']} s)")
+    return 0
+
+
+def _cmd_world(args: argparse.Namespace) -> int:
+    from mmkit.data.export import check_output_dir, export_world
+    from mmkit.data.world import World, WorldConfig
+
+    check_output_dir(args.out)  # fail before spending time generating
+    world = World(WorldConfig(n=args.n, seed=args.seed, image_size=args.image_size,
+                              imbalance=args.imbalance))
+    out = export_world(world, args.out, speech=args.speech, progress=not args.quiet)
+    if not args.quiet:
+        s = world.summary()
+        print(f"wrote {s['n_images']} images, {s['n_captions']} captions to {out}")
+    return 0
+
+
+def _cmd_eval(argv: list[str]) -> int:
+    from mmkit.metrics.trec import eval_main
+
+    return eval_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mmkit import __version__
+    from mmkit.methods import DEFAULT_METHOD, available_methods
+
+    parser = _Parser(prog="mmkit", description="Multi-modal image retrieval kit.")
+    parser.add_argument("--version", action="version", version=f"mmkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="retrieval in four directions on the embedded world")
+    demo.add_argument("--method", default=DEFAULT_METHOD, choices=available_methods())
+    demo.add_argument("--n", type=_positive_int, default=2500, help="scenes in the world")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default="out/demo", help="folder for the gallery figure")
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(func=_cmd_demo)
+
+    world = sub.add_parser("world", help="export a world (Karpathy JSON, PNG, WAV, CSV)")
+    world.add_argument("--out", required=True, help="new or empty output folder")
+    world.add_argument("--n", type=_positive_int, default=1000, help="number of scenes")
+    world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--image-size", type=_positive_int, default=64)
+    world.add_argument("--imbalance", type=float, default=1.0,
+                       help="most/least frequent class ratio (1 = balanced)")
+    world.add_argument("--speech", action="store_true",
+                       help="also speak every caption with espeak-ng (slow: ~0.15 s each)")
+    world.add_argument("-q", "--quiet", action="store_true")
+    world.set_defaults(func=_cmd_world)
+
+    ev = sub.add_parser("eval", help="trec_eval-style evaluation of a run file", add_help=False)
+    ev.set_defaults(func=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "eval":  # its own parser, trec_eval style
+        try:
+            return _cmd_eval(argv[1:])
+        except KeyboardInterrupt:
+            return 130
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (MMKitError, ValueError) as exc:
+        print(f"mmkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Single-modality features: visual (``visual``), text (``text``) and audio (``audio``)."""

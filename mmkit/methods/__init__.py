@@ -1,0 +1,41 @@
+"""End-to-end retrieval methods and their evaluation on the world.
+
+``get_method(name)`` builds a registered method; the demo picks the best one by default.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mmkit.methods.base import RetrievalMethod
+
+_REGISTRY: dict[str, Callable[..., RetrievalMethod]] = {}
+
+
+def register(name: str, factory: Callable[..., RetrievalMethod]) -> None:
+    """Make ``factory`` available as ``mmkit demo --method NAME``."""
+    _REGISTRY[name] = factory
+
+
+def available_methods() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_method(name: str, **kwargs) -> RetrievalMethod:
+    """A new, unfitted method by name."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; available: {', '.join(available_methods())}")
+    return _REGISTRY[name](**kwargs)
+
+
+def _baseline(**kwargs) -> RetrievalMethod:
+    from mmkit.methods.baseline import BaselineMethod
+
+    return BaselineMethod(**kwargs)
+
+
+register("baseline", _baseline)
+
+#: the method the demo uses when none is named (the best the kit has)
+DEFAULT_METHOD = "baseline"
+
+__all__ = ["RetrievalMethod", "get_method", "register", "available_methods", "DEFAULT_METHOD"]

@@ -1,0 +1,24 @@
+"""Shared fixtures: small worlds built once per test session."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def small_world():
+    from mmkit.data import World
+
+    return World(n=120, seed=3)
+
+
+@pytest.fixture(scope="session")
+def clean_world():
+    """No pixel or audio noise: attributes can be read back exactly."""
+    from mmkit.data import World
+
+    return World(n=60, seed=5, noise=0.0, max_objects=1, sign_prob=0.0)
