@@ -52,6 +52,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _notebook_figures(dpi: int = 80) -> None:
+    """Inside Jupyter: inline PNG figures at a modest resolution (notebooks stay small)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    if get_ipython() is None:
+        return
+    import matplotlib
+
+    matplotlib.rcParams["figure.dpi"] = dpi
+
+
 def setup(seed: int = 0, device: str | None = None, threads: int | None = None,
           quiet: bool = False) -> Setup:
     """Seed everything, choose a device (CPU fallback), create ``data/`` and ``out/``.
@@ -72,6 +85,7 @@ def setup(seed: int = 0, device: str | None = None, threads: int | None = None,
     out_dir = Path(os.environ.get("MMKIT_OUT", root / "out"))
     data_dir.mkdir(parents=True, exist_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _notebook_figures()
     cfg = Setup(seed=seed, device=dev, root=root, data_dir=data_dir, out_dir=out_dir)
     if not quiet:
         print(cfg)

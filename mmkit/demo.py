@@ -75,9 +75,13 @@ def run_demo(n: int = DEMO_N, seed: int = 0, method: str = DEFAULT_METHOD,
     bar = tqdm(total=6, desc="demo", disable=not progress,
                bar_format="{l_bar}{bar}| {n}/{total} [{elapsed}] {postfix}")
 
+    started = []
+
     def stage() -> None:
-        if bar.n or bar.postfix:
+        """Close the running stage (if any) and name the next one."""
+        if started:
             bar.update(1)
+        started.append(True)
         bar.set_postfix_str(next(stages, "done"))
 
     stage()

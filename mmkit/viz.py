@@ -38,7 +38,7 @@ def show_images(images: np.ndarray, titles: Sequence[str] | None = None, ncols: 
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
-            ax.imshow(images[k])
+            ax.imshow(images[k], interpolation="nearest")
             if titles is not None:
                 ax.set_title("\n".join(textwrap.wrap(titles[k], 22)), fontsize=title_size)
     fig.tight_layout()
@@ -95,7 +95,7 @@ def gallery(rows: Sequence[dict], k: int = 5, size: float = 1.5):
             ax.set_xticks([])
             ax.set_yticks([])
         else:
-            ax.imshow(query)
+            ax.imshow(query, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
         ax.set_title(f"{row['direction']}\nquery", fontsize=8)
@@ -106,7 +106,7 @@ def gallery(rows: Sequence[dict], k: int = 5, size: float = 1.5):
                 ax.text(0.5, 0.5, "\n".join(textwrap.wrap(res, 24)), ha="center", va="center",
                         fontsize=6)
             else:
-                ax.imshow(res)
+                ax.imshow(res, interpolation="nearest")
             _frame(ax, colours[row["outcome"][c]])
             ax.set_title(f"#{c + 1}", fontsize=8)
     handles = [plt.Line2D([], [], color=colours[o], lw=4, label=lab) for o, lab in

@@ -305,7 +305,7 @@ class World:
         s = self.config.image_size
         out = np.empty((self.config.n, s, s, 3), np.uint8)
         for i in tqdm(range(self.config.n), desc="render images", leave=False,
-                      disable=self.config.n < 500):
+                      disable=self.config.n < 3000):
             out[i] = self.render(i)
         return out
 
@@ -317,7 +317,7 @@ class World:
         t = int(round(self.config.sample_rate * self.config.audio_seconds))
         out = np.empty((self.config.n, t), np.float32)
         for i in tqdm(range(self.config.n), desc="synthesise sounds", leave=False,
-                      disable=self.config.n < 500):
+                      disable=self.config.n < 3000):
             out[i] = self.sound(i)
         return out
 

@@ -1,0 +1,87 @@
+"""The baseline method, the evaluation of four directions, the demo and its CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mmkit.data import DIRECTIONS, World
+from mmkit.methods import available_methods, get_method
+from mmkit.methods.evaluate import METRICS, evaluate, oracle_results, score_metrics
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    world = World(n=700, seed=2)
+    method = get_method("baseline", progress=False).fit(world, world.indices("train"))
+    return world, method
+
+
+def test_baseline_beats_chance_and_stays_below_the_oracle(fitted):
+    world, method = fitted
+    test = world.indices("test")
+    results, runs = evaluate(method, world, test)
+    oracle = oracle_results(world, test)
+    rng = np.random.default_rng(0)
+    for d in DIRECTIONS:
+        run = runs[d]
+        chance = score_metrics(rng.random(run.scores.shape), run.relevance, run.positives)
+        assert set(results[d]) == set(METRICS)
+        assert all(0.0 <= v <= 1.0 for v in results[d].values())
+        assert results[d]["mAP"] > 1.5 * chance["mAP"], d
+        assert results[d]["NDCG@10"] > chance["NDCG@10"] + 0.05, d
+        for m in METRICS:
+            assert results[d][m] <= oracle[d][m] + 1e-9, (d, m)
+    # calibrated, not saturated: text->image is far from its ceiling
+    assert results["text->image"]["R@1"] < 0.6 * oracle["text->image"]["R@1"]
+
+
+def test_evaluation_is_deterministic(fitted):
+    world, method = fitted
+    test = world.indices("test")[:40]
+    a, _ = evaluate(method, world, test, ("text->image",))
+    b, _ = evaluate(method, world, test, ("text->image",))
+    assert a == b
+
+
+def test_image_query_never_retrieves_itself(fitted):
+    world, method = fitted
+    from mmkit.methods.evaluate import run_direction
+
+    run = run_direction(method, world, "image->image", world.indices("test")[:30])
+    assert (run.scores.argmax(1) != np.arange(30)).all()
+
+
+def test_unknown_method_and_direction(fitted):
+    world, method = fitted
+    with pytest.raises(ValueError, match="unknown method"):
+        get_method("clip-xxl")
+    assert "baseline" in available_methods()
+    from mmkit.methods.evaluate import run_direction
+
+    with pytest.raises(ValueError, match="unknown direction"):
+        run_direction(method, world, "smell->image", world.indices("test")[:5])
+
+
+def test_demo_json_cli(tmp_path, capsys):
+    from mmkit.cli import main
+
+    assert main(["demo", "--n", "160", "--seed", "1", "--json", "--out", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["method"] == "baseline"
+    assert set(report["results"]) == set(DIRECTIONS)
+    for row in report["results"].values():
+        assert set(row) == {"R@1", "R@5", "R@10", "mAP", "NDCG@10"}
+        assert row["R@1"] <= row["R@5"] <= row["R@10"]
+    assert report["world"]["n_images"] == 160
+    assert (tmp_path / "gallery.png").stat().st_size > 10_000
+
+
+def test_demo_rejects_unknown_method(capsys):
+    from mmkit.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["demo", "--method", "nope"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
