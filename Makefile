@@ -24,8 +24,7 @@ demo: install
 
 # the whole suite: unit tests, then every notebook re-executed by nbval
 test: install
-	$(PY) -m pytest tests -q
-	$(PY) -m pytest --nbval-lax notebooks -q -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax -q
 
 test-fast: install
 	$(PY) -m pytest tests -q -x
