@@ -2,8 +2,11 @@
 
 Inputs: a score matrix [Q, N] (higher is better) or ``RankedLists(ids)`` ([Q, L] item ids,
 -1 padded), plus relevance [Q, N] (dense or scipy.sparse; binary or graded, >= 0).
-Per-query functions return float64 arrays [Q]. Conventions follow trec_eval: ties broken by
-score descending then column index ascending (stable sort); AP, recall and R-precision
+Per-query functions return float64 arrays [Q]. Conventions follow trec_eval (AP, recall and
+R-precision divide by all relevant items, ...) except for ties: a score matrix has no document
+names, so tied scores are broken by column index ascending (stable sort), where trec_eval
+sorts tied documents by name, descending (``mmkit eval`` on run files does as trec_eval);
+AP, recall and R-precision
 divide by all relevant items, retrieved or not; P@k divides by k; the ideal DCG uses every
 judged relevant item; a query with no relevant item scores 0.
 
@@ -22,6 +25,10 @@ from mmkit.metrics.ranking import (average_precision, f1_at_k, map_at_r, mean_av
                                    mean_reciprocal_rank, precision_at_k, r_precision,
                                    recall_at_k, reciprocal_rank)
 from mmkit.metrics.ranks import JudgedRanks, RankedLists, judged_ranks
+from mmkit.metrics.significance import (ConfidenceInterval, PairedTest, bootstrap_ci,
+                                        bootstrap_distribution, paired_bootstrap_test,
+                                        paired_permutation_test, paired_t_test,
+                                        sign_flip_distribution)
 
 __all__ = [
     "precision_at_k", "recall_at_k", "f1_at_k", "average_precision", "mean_average_precision",
@@ -32,4 +39,6 @@ __all__ = [
     "spearman_rho", "kendall_tau_b",
     "ranking_metrics", "metric_names",
     "RankedLists", "JudgedRanks", "judged_ranks",
+    "bootstrap_ci", "bootstrap_distribution", "paired_permutation_test", "sign_flip_distribution",
+    "paired_bootstrap_test", "paired_t_test", "ConfidenceInterval", "PairedTest",
 ]
