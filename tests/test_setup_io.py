@@ -78,3 +78,16 @@ def test_layers_point_one_way():
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    import os
+
+    from mmkit._io import _umask
+
+    atomic_write_text(tmp_path / "f.txt", "x")
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~_umask()
+    with atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "a").write_text("y")
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~_umask()
+    assert os.access(tmp_path / "d" / "a", os.R_OK)

@@ -1,0 +1,314 @@
+"""The one interface of every search index, its input checks, the factory and the loader.
+
+Conventions shared by all kinds:
+
+- vectors and queries are [N, D] / [Q, D] arrays (numpy or torch, any real dtype; stored
+  as float32). NaN/inf values are rejected.
+- ``metric="ip"``: score = inner product, higher is better.
+  ``metric="cosine"``: vectors and queries are scaled to unit length, then "ip".
+  ``metric="l2"``: the returned scores are SQUARED Euclidean distances, ascending (lower
+  is better), as in faiss.
+- every stored vector has an int64 id >= 0: yours (``add(x, ids=...)``) or, by default,
+  consecutive numbers that continue after the largest id so far (0, 1, 2, ... at first).
+- :meth:`SearchIndex.search` returns a :class:`SearchResult` (scores [Q, k] float32,
+  ids [Q, k] int64), CPU tensors, best first. Approximate indexes may return fewer than
+  k hits for a query: the missing places hold id -1 and score -inf (+inf for "l2").
+- a saved index is one file (``torch.save`` of a dict of tensors and plain values, read
+  back with ``weights_only=True``), written atomically.
+"""
+from __future__ import annotations
+
+import abc
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mmkit._io import atomic_path
+from mmkit.errors import MMKitError
+
+KINDS = ("exact", "flat", "ivf", "hnsw", "ivfpq")
+METRICS = ("ip", "cosine", "l2")
+FILE_FORMAT = "mmkit.index"
+FILE_VERSION = 1
+ADD_BATCH = 65536          # rows per step when adding (one progress-bar tick)
+PROGRESS_MIN_ROWS = 200_000  # ``progress=None`` shows a bar from this many rows on
+
+
+class SearchIndexError(MMKitError, ValueError):
+    """A search index was used wrongly, or a saved index file cannot be read."""
+
+
+class SearchResult(NamedTuple):
+    """Search hits, best first: ``scores, ids = index.search(queries, k)``."""
+
+    scores: torch.Tensor  # [Q, k] float32 (squared distances for metric "l2")
+    ids: torch.Tensor     # [Q, k] int64 (-1 where an approximate index found fewer than k)
+
+
+# ----------------------------------------------------------------------------- input checks
+
+def as_matrix(x: Any, dim: int | None, what: str) -> torch.Tensor:
+    """[N, D] float32 tensor from a numpy/torch array; checks shape, dim and finiteness."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        try:
+            t = torch.from_numpy(np.ascontiguousarray(x))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise SearchIndexError(f"{what} must be a numeric array, got {type(x).__name__}") from e
+    if t.is_complex() or t.dtype == torch.bool:
+        raise SearchIndexError(f"{what} must be real numbers, got dtype {t.dtype}")
+    if t.ndim != 2:
+        want = f"[N, {dim}]" if dim else "[N, D]"
+        raise SearchIndexError(f"{what} must be a 2-D array {want}, got shape {tuple(t.shape)}")
+    if dim is not None and t.shape[1] != dim:
+        raise SearchIndexError(f"dimension mismatch: {what} have {t.shape[1]} columns, "
+                               f"the index has dim={dim}")
+    t = t.to(torch.float32).contiguous()
+    finite = torch.isfinite(t).all(dim=1)
+    if not bool(finite.all()):
+        row = int((~finite).nonzero()[0, 0])
+        raise SearchIndexError(f"{what} contain NaN or infinite values (first at row {row})")
+    return t
+
+
+def unit_rows(x: torch.Tensor, what: str) -> torch.Tensor:
+    """Rows scaled to length 1 (a new tensor); a zero row has no direction: error."""
+    norms = x.norm(dim=1, keepdim=True)
+    zero = norms[:, 0] == 0
+    if bool(zero.any()):
+        row = int(zero.nonzero()[0, 0])
+        raise SearchIndexError(f"{what} row {row} is all zeros: it has no cosine similarity")
+    return x / norms
+
+
+def check_k(k: Any, size: int) -> int:
+    """k as an int in [1, size]."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise SearchIndexError(f"k must be a positive integer, got {k!r}")
+    if k > size:
+        raise SearchIndexError(f"k={k} is larger than the index ({size} vectors)")
+    return int(k)
+
+
+# ----------------------------------------------------------------------------- the interface
+
+class SearchIndex(abc.ABC):
+    """add / search / save over one kind of index; see the module docstring for conventions.
+
+    Subclasses implement ``_add`` (store rows at positions len..len+N-1), ``_search``
+    (top-k positions, best first), ``_state`` / ``_from_state`` (saving) and optionally
+    ``train`` and the search-time knob.
+    """
+
+    kind: str = ""
+    #: name of the search-time parameter that trades speed for recall (None: exact)
+    search_knob: str | None = None
+
+    def __init__(self, dim: int, metric: str = "ip") -> None:
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise SearchIndexError(f"dim must be a positive integer, got {dim!r}")
+        if metric not in METRICS:
+            raise SearchIndexError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        self.dim = int(dim)
+        self.metric = metric
+        self._ids = torch.empty(0, dtype=torch.int64)   # [N] external id of each position
+
+    # --- size and ids
+    def __len__(self) -> int:
+        return int(self._ids.shape[0])
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(kind={self.kind!r}, dim={self.dim}, "
+                f"metric={self.metric!r}, n={len(self)})")
+
+    @property
+    def ids(self) -> torch.Tensor:
+        """[N] int64 ids of the stored vectors, in insertion order."""
+        return self._ids.clone()
+
+    @property
+    def is_trained(self) -> bool:
+        """False for an IVF index before :meth:`train` (or the first big enough add)."""
+        return True
+
+    def train(self, vectors: Any) -> None:
+        """Learn the index structure from [N, D] sample vectors (no-op for most kinds)."""
+        as_matrix(vectors, self.dim, "training vectors")
+
+    # --- search-time knob (nprobe, ef_search)
+    @property
+    def search_params(self) -> dict[str, int]:
+        """The current search-time parameters, e.g. ``{"nprobe": 8}``."""
+        return {}
+
+    def set_search_params(self, **params: int) -> None:
+        """Set search-time parameters, e.g. ``index.set_search_params(nprobe=16)``."""
+        if params:
+            raise SearchIndexError(f"{self.kind} index has no search parameters "
+                                   f"(got {', '.join(sorted(params))})")
+
+    def knob_range(self) -> tuple[int, int]:
+        """Smallest and largest sensible value of :attr:`search_knob`."""
+        raise SearchIndexError(f"{self.kind} index has nothing to tune")
+
+    # --- add and search
+    def add(self, vectors: Any, ids: Any = None, *, progress: bool | None = None) -> None:
+        """Add [N, D] vectors with optional int64 ids [N] (unique, >= 0, new to the index).
+
+        ``progress``: show a tqdm bar (None: only for big adds, >= 200k rows).
+        """
+        x = as_matrix(vectors, self.dim, "vectors")
+        new_ids = self._new_ids(ids, x.shape[0])
+        if x.shape[0] == 0:
+            return
+        if self.metric == "cosine" and bool((x.norm(dim=1) == 0).any()):
+            unit_rows(x, "vectors")  # raises, naming the row, before anything is stored
+        self._prepare_add(x)
+        show = x.shape[0] >= PROGRESS_MIN_ROWS if progress is None else progress
+        with tqdm(total=x.shape[0], desc=f"adding to {self.kind} index", unit="vec",
+                  disable=not show, leave=False) as bar:
+            for start in range(0, x.shape[0], ADD_BATCH):
+                batch = x[start:start + ADD_BATCH]
+                if self.metric == "cosine":
+                    batch = unit_rows(batch, "vectors")
+                self._add(batch)
+                # ids grow with the stored rows, so an interrupted add stays consistent
+                self._ids = torch.cat([self._ids, new_ids[start:start + ADD_BATCH]])
+                bar.update(batch.shape[0])
+
+    def search(self, queries: Any, k: int) -> SearchResult:
+        """Top-k hits for [Q, D] queries: (scores [Q, k] float32, ids [Q, k] int64), best first."""
+        q = as_matrix(queries, self.dim, "queries")
+        if len(self) == 0:
+            raise SearchIndexError(f"the {self.kind} index is empty: add vectors before searching")
+        k = check_k(k, len(self))
+        if self.metric == "cosine":
+            q = unit_rows(q, "queries")
+        scores, positions = self._search(q, k)
+        scores = scores.to("cpu", torch.float32)
+        positions = positions.to("cpu", torch.int64)
+        found = positions >= 0
+        ids = torch.where(found, self._ids[positions.clamp_min(0)], torch.full_like(positions, -1))
+        missing = -float("inf") if self.metric != "l2" else float("inf")
+        scores = torch.where(found, scores, torch.full_like(scores, missing))
+        return SearchResult(scores, ids)
+
+    def _new_ids(self, ids: Any, n: int) -> torch.Tensor:
+        """[n] int64 ids for a batch being added: checked, or consecutive after the largest."""
+        if ids is None:
+            start = int(self._ids.max()) + 1 if len(self) else 0
+            return torch.arange(start, start + n, dtype=torch.int64)
+        try:
+            t = ids.detach().cpu() if isinstance(ids, torch.Tensor) \
+                else torch.from_numpy(np.asarray(ids))
+        except TypeError:
+            raise SearchIndexError(f"ids must be integers, got {type(ids).__name__}") from None
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise SearchIndexError(f"ids must be integers, got dtype {t.dtype}")
+        t = t.to(torch.int64)
+        if t.ndim != 1 or t.shape[0] != n:
+            raise SearchIndexError(f"ids must have shape [{n}] (one per vector), "
+                                   f"got {tuple(t.shape)}")
+        if n and int(t.min()) < 0:
+            raise SearchIndexError("ids must be >= 0 (-1 marks a missing hit)")
+        if torch.unique(t).shape[0] != n:
+            raise SearchIndexError("ids contain duplicates")
+        clash = torch.isin(t, self._ids)
+        if bool(clash.any()):
+            raise SearchIndexError(f"id {int(t[clash][0])} is already in the index")
+        return t.clone()
+
+    # --- saving
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the index to one file, atomically (a failed save leaves no partial file)."""
+        state = {"format": FILE_FORMAT, "version": FILE_VERSION, "kind": self.kind,
+                 "dim": self.dim, "metric": self.metric, "ids": self._ids}
+        state.update(self._state())
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+
+    # --- what a kind implements
+    def _prepare_add(self, x: torch.Tensor) -> None:
+        """Hook before the batches of one add (IVF trains here when it must)."""
+
+    @abc.abstractmethod
+    def _add(self, x: torch.Tensor) -> None:
+        """Store [n, D] float32 rows (already unit length for cosine) after the existing ones."""
+
+    @abc.abstractmethod
+    def _search(self, q: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores [Q, k], positions [Q, k] int64, -1 = none), best first, for valid input."""
+
+    @abc.abstractmethod
+    def _state(self) -> dict[str, Any]:
+        """Tensors and plain values (str/int/float/bool/None/list/dict) to save."""
+
+    @classmethod
+    @abc.abstractmethod
+    def _from_state(cls, state: dict[str, Any], path: Path, **options: Any) -> SearchIndex:
+        """Rebuild (without ids) from a state dict; raise SearchIndexError if inconsistent."""
+
+
+# ----------------------------------------------------------------------------- factory, loader
+
+def build_index(kind: str = "exact", dim: int | None = None, metric: str = "ip",
+                **params: Any) -> SearchIndex:
+    """A new empty index of ``kind`` ("exact", "flat", "ivf", "hnsw", "ivfpq").
+
+    ``params`` go to the index class: ExactIndex (device, chunk_size, query_batch) or
+    FaissIndex (nlist, nprobe, M, ef_construction, ef_search, m, nbits, refine, ...).
+    """
+    if dim is None:
+        raise SearchIndexError("build_index needs dim= (the vector length)")
+    if kind == "exact":
+        from mmkit.index.exact import ExactIndex
+        return ExactIndex(dim, metric, **params)
+    if kind in KINDS:
+        from mmkit.index.faiss_backend import FaissIndex
+        return FaissIndex(kind, dim, metric, **params)
+    raise SearchIndexError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def load_index(path: str | os.PathLike, **options: Any) -> SearchIndex:
+    """Read an index written by :meth:`SearchIndex.save`.
+
+    ``options``: run-time settings of the loaded index, e.g. ``device="cpu"`` or
+    ``chunk_size`` for an exact index. Any unreadable, truncated, foreign or inconsistent
+    file raises :class:`SearchIndexError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SearchIndexError(f"index file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # zip/pickle errors of many types: all mean "not a valid file"
+        raise SearchIndexError(f"cannot read index file {path}: corrupt or not an mmkit index "
+                               f"({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FILE_FORMAT:
+        raise SearchIndexError(f"{path} is not an mmkit index file")
+    if state.get("version") != FILE_VERSION:
+        raise SearchIndexError(f"{path} has index format version {state.get('version')!r}; "
+                               f"this mmkit reads version {FILE_VERSION}")
+    kind = state.get("kind")
+    ids = state.get("ids")
+    if kind not in KINDS or not isinstance(ids, torch.Tensor) or ids.dtype != torch.int64 \
+            or ids.ndim != 1 or state.get("metric") not in METRICS:
+        raise SearchIndexError(f"{path} is a corrupt mmkit index (bad header)")
+    if kind == "exact":
+        from mmkit.index.exact import ExactIndex as cls
+    else:
+        from mmkit.index.faiss_backend import FaissIndex as cls  # type: ignore[assignment]
+    try:
+        index = cls._from_state(state, path, **options)
+    except SearchIndexError:
+        raise
+    except Exception as e:
+        raise SearchIndexError(f"{path} is a corrupt mmkit index "
+                               f"({type(e).__name__}: {e})") from None
+    index._ids = ids.clone()
+    return index
