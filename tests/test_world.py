@@ -1,7 +1,6 @@
 """The embedded world: determinism, structure, ground truth, modalities."""
 from __future__ import annotations
 
-import hashlib
 import itertools
 import subprocess
 import sys
@@ -14,34 +13,14 @@ from mmkit.data import vocab as V
 from mmkit.data.captions import tokenize
 from mmkit.data.relevance import oracle_hit_rate, relation_table
 
-FINGERPRINT = """
-import hashlib, sys
-import numpy as np
-from mmkit.data import World
-w = World(n=40, seed=11, imbalance=5.0)
-h = hashlib.sha256()
-for part in (w.images, w.audio, w.labels, w.split.astype("U6"), w.caption_relevance(),
-             w.scene_relevance(), w.attributes):
-    h.update(np.ascontiguousarray(part).tobytes())
-h.update("\\n".join(w.captions).encode())
-print(h.hexdigest())
-"""
-
-
-def _fingerprint_here() -> str:
-    w = World(n=40, seed=11, imbalance=5.0)
-    h = hashlib.sha256()
-    for part in (w.images, w.audio, w.labels, w.split.astype("U6"), w.caption_relevance(),
-                 w.scene_relevance(), w.attributes):
-        h.update(np.ascontiguousarray(part).tobytes())
-    h.update("\n".join(w.captions).encode())
-    return h.hexdigest()
+FINGERPRINT = ("from mmkit.data import World; "
+               "print(World(n=40, seed=11, imbalance=5.0).fingerprint())")
 
 
 def test_same_seed_is_byte_identical_across_processes():
     out = [subprocess.run([sys.executable, "-c", FINGERPRINT], capture_output=True, text=True,
                           check=True).stdout.strip() for _ in range(2)]
-    assert out[0] == out[1] == _fingerprint_here()
+    assert out[0] == out[1] == World(n=40, seed=11, imbalance=5.0).fingerprint()
 
 
 def test_different_seeds_differ():

@@ -415,6 +415,19 @@ class World:
             return rel, pos
         raise ValueError(f"unknown direction {direction!r}; choose one of {DIRECTIONS}")
 
+    def fingerprint(self) -> str:
+        """SHA-256 over every array and caption of the world (images and audio included):
+        two worlds with the same fingerprint are byte-identical."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for part in (self.images, self.audio, self.labels, self.objects, self.xy,
+                     self.split.astype("U6"), self.caption_relevance(), self.scene_relevance(),
+                     self.attributes):
+            h.update(np.ascontiguousarray(part).tobytes())
+        h.update("\n".join(self.captions).encode("utf-8"))
+        return h.hexdigest()
+
     def summary(self) -> dict:
         """Sizes and settings, for tables and the README's world card."""
         words = set()
