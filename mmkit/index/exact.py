@@ -12,6 +12,11 @@ score block [query_batch, chunk_size] however large the database is. Per block:
 3. the candidates are merged into the running top k with ``torch.topk`` on k + a few
    columns. The first block seeds the running top k with a plain top-k.
 
+On the CPU (float32) steps 2 and 3 run fused in one numba kernel per block
+(:mod:`mmkit.index._scan`): the same group maxima and threshold, but candidates go
+straight into each row's sorted top k, with no per-block tensor bookkeeping (about 5% of the
+search time on 1M x 256). The torch path above serves other devices.
+
 The order is exact and deterministic: score descending, then id ascending. Every
 ``topk`` takes k + 1 values; where the k-th and (k+1)-th are equal the row is re-sorted
 with two stable sorts, so the result never depends on how ``topk`` breaks ties.
@@ -21,8 +26,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
+from mmkit.index import _scan
 from mmkit.index.base import SearchIndex, SearchIndexError
 
 GROUP = 32  # columns per group in step 2 (interleaved: j, j + C/32, j + 2C/32, ...)
@@ -105,6 +112,9 @@ def chunked_topk(queries: torch.Tensor, database: torch.Tensor, k: int, *,
     if not 1 <= k <= N:
         raise SearchIndexError(f"k={k} must be between 1 and the number of vectors ({N})")
     device = database.device
+    if device.type == "cpu" and database.dtype == torch.float32 and _scan.available():
+        return _chunked_topk_fused(queries, database, k, bias=bias, keys=keys,
+                                   chunk_size=chunk_size, query_batch=query_batch)
     key_of = (lambda p: p) if keys is None else (lambda p: keys[p.clamp_min(0)])
     all_s, all_p = [], []
     buffer = torch.empty(min(query_batch, queries.shape[0]) * min(chunk_size, N),
@@ -135,6 +145,35 @@ def chunked_topk(queries: torch.Tensor, database: torch.Tensor, k: int, *,
         all_p.append(best_p.gather(1, order))
     if not all_s:
         return torch.empty(0, k, device=device), torch.empty(0, k, dtype=torch.int64, device=device)
+    return torch.cat(all_s), torch.cat(all_p)
+
+
+def _chunked_topk_fused(queries: torch.Tensor, database: torch.Tensor, k: int, *,
+                        bias: torch.Tensor | None, keys: torch.Tensor | None, chunk_size: int,
+                        query_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """CPU path of :func:`chunked_topk`: matmul per block, then one fused numba scan."""
+    N = database.shape[0]
+    key_arr = (np.arange(N, dtype=np.int64) if keys is None
+               else keys.to(torch.int64).contiguous().numpy())
+    queries = queries.to(torch.float32).contiguous()
+    all_s, all_p = [], []
+    buffer = torch.empty(min(query_batch, queries.shape[0]) * min(chunk_size, N))
+    for q0 in range(0, queries.shape[0], query_batch):
+        q = queries[q0:q0 + query_batch]
+        best_s = np.full((q.shape[0], k), _scan.EMPTY, dtype=np.float32)
+        best_p = np.full((q.shape[0], k), -1, dtype=np.int64)
+        best_key = np.full((q.shape[0], k), _scan.NO_KEY, dtype=np.int64)
+        for start in range(0, N, chunk_size):
+            chunk = database[start:start + chunk_size]
+            S = buffer[:q.shape[0] * chunk.shape[0]].view(q.shape[0], chunk.shape[0])
+            torch.mm(q, chunk.T, out=S)
+            if bias is not None:
+                S.sub_(bias[start:start + chunk_size])
+            _scan.scan_block(S.numpy(), start, key_arr, best_s, best_p, best_key)
+        all_s.append(torch.from_numpy(best_s))
+        all_p.append(torch.from_numpy(best_p))
+    if not all_s:
+        return torch.empty(0, k), torch.empty(0, k, dtype=torch.int64)
     return torch.cat(all_s), torch.cat(all_p)
 
 
