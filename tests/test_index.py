@@ -37,6 +37,19 @@ def small_ints(shape, seed, low=-2, high=3) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- exact search
 
+@pytest.fixture(autouse=True, params=["fused", "torch"])
+def exact_path(request, monkeypatch):
+    """Run every test on both CPU paths of chunked_topk: the fused numba scan, and the
+    all-torch path that other devices use."""
+    from mmkit.index import _scan
+
+    if request.param == "torch":
+        monkeypatch.setattr(_scan, "available", lambda: False)
+    elif not _scan.available():
+        pytest.skip("numba not installed")
+    return request.param
+
+
 @pytest.mark.parametrize("metric", ["ip", "cosine", "l2"])
 @pytest.mark.parametrize("chunk_size", [2, 13, 64, 320, 599, 600, 4096])
 def test_exact_matches_reference_with_ties_and_chunk_boundaries(metric, chunk_size):
