@@ -98,6 +98,19 @@ def _block_candidates(S: torch.Tensor, start: int, threshold: torch.Tensor):
     return rows, cand_s, cand_p
 
 
+def _score_blocks(q: torch.Tensor, database: torch.Tensor, bias: torch.Tensor | None,
+                  chunk_size: int, buffer: torch.Tensor):
+    """Yield (start, S) per database chunk: S = q @ chunk.T - bias, written into ``buffer``
+    (reused, so each S is only valid until the next one is yielded)."""
+    for start in range(0, database.shape[0], chunk_size):
+        chunk = database[start:start + chunk_size]
+        S = buffer[:q.shape[0] * chunk.shape[0]].view(q.shape[0], chunk.shape[0])
+        torch.mm(q, chunk.T, out=S)
+        if bias is not None:
+            S.sub_(bias[start:start + chunk_size])
+        yield start, S
+
+
 def chunked_topk(queries: torch.Tensor, database: torch.Tensor, k: int, *,
                  bias: torch.Tensor | None = None, keys: torch.Tensor | None = None,
                  chunk_size: int = 4096, query_batch: int = 1024
@@ -123,12 +136,7 @@ def chunked_topk(queries: torch.Tensor, database: torch.Tensor, k: int, *,
         q = queries[q0:q0 + query_batch]
         best_s = torch.full((q.shape[0], k), -float("inf"), device=device)
         best_p = torch.full((q.shape[0], k), -1, dtype=torch.int64, device=device)
-        for start in range(0, N, chunk_size):
-            chunk = database[start:start + chunk_size]
-            S = buffer[:q.shape[0] * chunk.shape[0]].view(q.shape[0], chunk.shape[0])
-            torch.mm(q, chunk.T, out=S)
-            if bias is not None:
-                S.sub_(bias[start:start + chunk_size])
+        for start, S in _score_blocks(q, database, bias, chunk_size, buffer):
             if start == 0 and S.shape[1] > k:      # seed the running top k: plain top-k
                 pos = torch.arange(S.shape[1], device=device).expand(S.shape[0], -1)
                 best_s, best_p = (t.contiguous() for t in _select_topk(S, pos, k, key_of))
@@ -163,12 +171,7 @@ def _chunked_topk_fused(queries: torch.Tensor, database: torch.Tensor, k: int, *
         best_s = np.full((q.shape[0], k), _scan.EMPTY, dtype=np.float32)
         best_p = np.full((q.shape[0], k), -1, dtype=np.int64)
         best_key = np.full((q.shape[0], k), _scan.NO_KEY, dtype=np.int64)
-        for start in range(0, N, chunk_size):
-            chunk = database[start:start + chunk_size]
-            S = buffer[:q.shape[0] * chunk.shape[0]].view(q.shape[0], chunk.shape[0])
-            torch.mm(q, chunk.T, out=S)
-            if bias is not None:
-                S.sub_(bias[start:start + chunk_size])
+        for start, S in _score_blocks(q, database, bias, chunk_size, buffer):
             _scan.scan_block(S.numpy(), start, key_arr, best_s, best_p, best_key)
         all_s.append(torch.from_numpy(best_s))
         all_p.append(torch.from_numpy(best_p))
