@@ -8,24 +8,8 @@ import argparse
 import json
 import sys
 
+from mmkit._argparse import OneLineParser, float_arg, int_arg, positive_int_arg
 from mmkit.errors import MMKitError
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump)."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -41,7 +25,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"{w['n_captions']} captions, {w['n_classes']} classes, seed {w['seed']}; "
           f"test split: {w['n_test']} images")
     print(format_table(report["results"], report["oracle"]))
-    print(f"gallery: {report['figure']}   ({report['seconds']} s)")
+    print(f"gallery: {report['figure']}   scores: {report['scores']}   ({report['seconds']} s)")
     return 0
 
 
@@ -51,7 +35,7 @@ def _cmd_world(args: argparse.Namespace) -> int:
 
     check_output_dir(args.out)  # fail before spending time generating
     world = World(WorldConfig(n=args.n, seed=args.seed, image_size=args.image_size,
-                              imbalance=args.imbalance))
+                              imbalance=args.imbalance), progress=not args.quiet)
     out = export_world(world, args.out, speech=args.speech, progress=not args.quiet)
     if not args.quiet:
         s = world.summary()
@@ -69,25 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     from mmkit import __version__
     from mmkit.methods import DEFAULT_METHOD, available_methods
 
-    parser = _Parser(prog="mmkit", description="Multi-modal image retrieval kit.")
+    parser = OneLineParser(prog="mmkit", description="Multi-modal image retrieval kit.")
     parser.add_argument("--version", action="version", version=f"mmkit {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    demo = sub.add_parser("demo", help="retrieval in four directions on the embedded world")
+    demo = sub.add_parser("demo", help="retrieval in every direction on the embedded world")
     demo.add_argument("--method", default=DEFAULT_METHOD, choices=available_methods())
-    demo.add_argument("--n", type=_positive_int, default=2500, help="scenes in the world")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--out", default="out/demo", help="folder for the gallery figure")
+    demo.add_argument("--n", type=positive_int_arg, default=2500, help="scenes in the world")
+    demo.add_argument("--seed", type=int_arg(low=0), default=0)
+    demo.add_argument("--out", default="out/demo",
+                      help="folder for the gallery figure and the score matrices")
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
 
     world = sub.add_parser("world", help="export a world (Karpathy JSON, PNG, WAV, CSV)")
     world.add_argument("--out", required=True, help="new or empty output folder")
-    world.add_argument("--n", type=_positive_int, default=1000, help="number of scenes")
-    world.add_argument("--seed", type=int, default=0)
-    world.add_argument("--image-size", type=_positive_int, default=64)
-    world.add_argument("--imbalance", type=float, default=1.0,
+    world.add_argument("--n", type=positive_int_arg, default=1000, help="number of scenes")
+    world.add_argument("--seed", type=int_arg(low=0), default=0)
+    world.add_argument("--image-size", type=int_arg(low=16), default=64)
+    world.add_argument("--imbalance", type=float_arg(low=1), default=1.0,
                        help="most/least frequent class ratio (1 = balanced)")
     world.add_argument("--speech", action="store_true",
                        help="also speak every caption with espeak-ng (slow: ~0.15 s each)")
@@ -112,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (MMKitError, ValueError) as exc:
         print(f"mmkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the disk filled up or a folder vanished mid-run
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mmkit {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -74,7 +74,7 @@ def gallery(rows: Sequence[dict], k: int = 5, size: float = 1.5):
     Each row is a dict with ``direction``, ``query`` (an image array, a caption string or a
     ``(clip, sr)`` pair), ``results`` (``k`` images or strings) and ``outcome`` (per result:
     ``"hit"`` = a positive, ``"relevant"`` = fits the query fully but is not its pair,
-    ``"miss"``). Returns the figure.
+    ``"miss"``); a row may have fewer than ``k`` results. Returns the figure.
     """
     plt = _plt()
     fig, axes = plt.subplots(len(rows), k + 1, figsize=((k + 1) * size * 1.25, len(rows) * size),
@@ -101,6 +101,9 @@ def gallery(rows: Sequence[dict], k: int = 5, size: float = 1.5):
         ax.set_title(f"{row['direction']}\nquery", fontsize=8)
         for c in range(k):
             ax = axes[r, c + 1]
+            if c >= len(row["results"]):  # a gallery smaller than k
+                ax.axis("off")
+                continue
             res = row["results"][c]
             if isinstance(res, str):
                 ax.text(0.5, 0.5, "\n".join(textwrap.wrap(res, 24)), ha="center", va="center",

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmkit.index import (FaissIndex, SearchIndexError, TuneResult, build_index,
-                         clustered_vectors, ground_truth, load_index, neighbour_recall, tune)
+                         clustered_vectors, exact_neighbours, load_index, neighbour_recall, tune)
 
 DIM = 32
 # small, fast settings (PQ: 8 sub-quantizers of 4 dims, 64 centroids each)
@@ -173,7 +173,7 @@ def test_tune_inputs(indexes, data, exact_ids):
     assert not result.reached and result.curve[-1][0] == 32          # tried up to all lists
     best = max(r for _, r in result.curve)                          # kept: cheapest best
     assert result.recall == best and result.value == min(v for v, r in result.curve if r == best)
-    truth = ground_truth(indexes["flat"], data[1], 10)
+    truth = exact_neighbours(indexes["flat"], data[1], 10)
     assert torch.equal(truth, exact_ids)
     given = tune(make("ivf", data), data[1], 0.9, ground_truth_ids=exact_ids)
     assert given.reached and given.recall >= 0.9

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from mmkit.data import DIRECTIONS, World
+from mmkit.data import DEMO_DIRECTIONS as DIRECTIONS, World
 from mmkit.methods import available_methods, get_method
 from mmkit.methods.evaluate import METRICS, evaluate, oracle_results, score_metrics
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmkit.errors import InputError
-from mmkit.metrics.trec import eval_main, evaluate, read_qrels, read_run
+from mmkit.metrics.trec import eval_main, evaluate_run, read_qrels, read_run
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
@@ -115,7 +115,7 @@ def test_default_metrics_and_evaluate_api(tmp_path, capsys):
     names = [line.split("\t")[0].rstrip() for line in out.splitlines()]
     assert code == 0 and names[:5] == ["num_q", "num_ret", "num_rel", "num_rel_ret", "map"]
     assert {"P_5", "P_1000", "recip_rank", "Rprec", "iprec_at_recall_0.00", "ndcg"} <= set(names)
-    summary, per_query = evaluate(read_run(run), read_qrels(qrels), ["map"])
+    summary, per_query = evaluate_run(read_run(run), read_qrels(qrels), ["map"])
     reference, _ = pytrec_reference(run, qrels)
     assert summary["map"] == pytest.approx(reference["map"], abs=TOL)
     assert set(per_query) == {f"q{q}" for q in range(25)}

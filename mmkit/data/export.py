@@ -18,41 +18,22 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from mmkit._io import atomic_dir
+from mmkit._io import atomic_dir, check_writable_dir, remove_stale_temporaries
 from mmkit.data import vocab as V
 from mmkit.data.captions import tokenize
 from mmkit.data.world import World
-from mmkit.errors import InputError
 
 FORMAT_VERSION = 1
 
 
 def check_output_dir(out: str | os.PathLike) -> Path:
-    """Refuse an output folder that exists and is not empty, or that cannot be created.
-
-    Nothing is left behind by the check: it probes the nearest existing parent with a
-    temporary folder and removes it.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        raise InputError(f"--out {out}: folder is not empty (choose a new or empty folder)")
-    probe = out.parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise InputError(f"--out {out}: {probe} is not a folder")
-    try:
-        tempfile.TemporaryDirectory(dir=probe).cleanup()
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot write in {probe} ({exc.strerror})") from None
-    return out
+    """Refuse an output folder that exists and is not empty, or that cannot be created
+    (one-line :class:`~mmkit.errors.InputError`; nothing is left behind by the check)."""
+    return check_writable_dir(out, must_be_empty=True)
 
 
 def karpathy_json(world: World) -> dict:
@@ -107,10 +88,18 @@ def _wav_bytes(clip: np.ndarray, sr: int) -> bytes:
 
 def export_world(world: World, out: str | os.PathLike, speech: bool = False,
                  progress: bool = True) -> Path:
-    """Write ``world`` to the folder ``out`` (must be new or empty); returns its path."""
+    """Write ``world`` to the folder ``out`` (must be new or empty); returns its path.
+
+    Leftovers of an earlier export to ``out`` that was killed (hidden ``.NAME.PID.*.tmp``
+    siblings whose process is gone) are removed first, and reported on stderr.
+    """
+    import sys
+
     from tqdm.auto import tqdm
 
     out = check_output_dir(out)
+    for stale in remove_stale_temporaries(out):
+        print(f"removed {stale.name}, left by an interrupted export", file=sys.stderr)
     with atomic_dir(out) as tmp:
         (tmp / "images").mkdir()
         (tmp / "audio").mkdir()

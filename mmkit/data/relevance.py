@@ -93,7 +93,8 @@ def scene_relevance(query_attrs: np.ndarray, image_attrs: np.ndarray) -> np.ndar
     return (q[:, None, :] == i[None, :, :]).sum(-1).astype(np.int8)
 
 
-def oracle_hit_rate(relevance: np.ndarray, positives: np.ndarray, k: int) -> np.ndarray:
+def oracle_hit_rate(relevance: np.ndarray, positives: np.ndarray, k: int,
+                    exclude: np.ndarray | None = None) -> np.ndarray:
     """Expected Recall@K hit rate per query [Q] of an oracle that ranks by ``relevance`` and
     breaks ties uniformly at random.
 
@@ -103,11 +104,18 @@ def oracle_hit_rate(relevance: np.ndarray, positives: np.ndarray, k: int) -> np.
 
     Args:
         relevance: int [Q, N] graded relevance. positives: bool [Q, N]. k: cut-off.
+        exclude: optional bool [Q, N], items removed from the query's gallery (ranked last,
+            never hits; e.g. the query image itself in image->image).
     """
+    from mmkit.validate import positive_int
+
+    k = positive_int(k, "k")
     relevance = np.asarray(relevance)
     positives = np.asarray(positives, dtype=bool)
+    keep = np.ones(relevance.shape, bool) if exclude is None else ~np.asarray(exclude, bool)
     out = np.zeros(len(relevance))
-    for qi, (rel, pos) in enumerate(zip(relevance, positives)):
+    for qi, (rel, pos, ok) in enumerate(zip(relevance, positives, keep)):
+        rel, pos = rel[ok], pos[ok]
         remaining = k
         for level in np.unique(rel)[::-1]:
             block = rel == level

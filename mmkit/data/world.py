@@ -26,17 +26,20 @@ from functools import cached_property
 import numpy as np
 
 from mmkit.data import vocab as V
+from mmkit.data.directions import Direction, get_direction
 from mmkit.data.captions import CaptionStruct, make_caption, tokenize
 from mmkit.data.relevance import caption_relevance, scene_relevance
 from mmkit.data.render import render_scene
 from mmkit.data.sound import synth_scene
+from mmkit.errors import InputError
+from mmkit.validate import integer, is_integer, number, positive_int
 
 # random streams (the second entry of every seed sequence)
 _S_LABELS, _S_SPLIT, _S_SCENE, _S_CAPTION, _S_PIXELS, _S_AUDIO, _S_UNSEEN = range(7)
 
 SPLITS = ("train", "val", "test", "unseen")
-#: the retrieval directions every method is evaluated on (query modality -> gallery modality)
-DIRECTIONS = ("text->image", "image->text", "image->image", "audio->image")
+#: the world's scenes from which progress bars are shown while rendering (``progress=None``)
+PROGRESS_MIN_SCENES = 3000
 
 
 @dataclass(frozen=True)
@@ -64,36 +67,35 @@ class WorldConfig:
     #: scales image and audio noise (0 = clean)
     noise: float = 1.0
     def __post_init__(self) -> None:
-        problems = []
-        if not isinstance(self.n, (int, np.integer)) or self.n <= 0:
-            problems.append(f"n must be a positive integer, got {self.n!r}")
-        if self.image_size < 16:
-            problems.append(f"image_size must be at least 16, got {self.image_size}")
-        if not 1 <= self.max_objects <= 3:
-            problems.append(f"max_objects must be 1, 2 or 3, got {self.max_objects}")
-        if self.imbalance < 1:
-            problems.append(f"imbalance must be >= 1, got {self.imbalance}")
-        if not 0 <= self.n_unseen_classes < V.N_CLASSES:
-            problems.append(f"n_unseen_classes must be in [0, {V.N_CLASSES}), "
-                            f"got {self.n_unseen_classes}")
-        if len(self.split_fractions) != 3 or min(self.split_fractions) < 0 or \
-                not math.isclose(sum(self.split_fractions), 1.0):
-            problems.append(f"split_fractions must be 3 non-negative numbers summing to 1, "
-                            f"got {self.split_fractions}")
-        if len(self.style_probs) != 3 or min(self.style_probs) < 0 or \
-                not math.isclose(sum(self.style_probs), 1.0):
-            problems.append(f"style_probs must be 3 non-negative numbers summing to 1, "
-                            f"got {self.style_probs}")
-        if not 0 <= self.sign_prob <= 1:
-            problems.append(f"sign_prob must be in [0, 1], got {self.sign_prob}")
-        if self.captions_per_image < 1:
-            problems.append(f"captions_per_image must be >= 1, got {self.captions_per_image}")
-        if self.sample_rate < 4000 or self.audio_seconds <= 0:
-            problems.append("sample_rate must be >= 4000 and audio_seconds > 0")
-        if self.noise < 0:
-            problems.append(f"noise must be >= 0, got {self.noise}")
+        problems: list[str] = []
+
+        def check(fn, *args, **kwargs) -> None:
+            try:
+                fn(*args, **kwargs)
+            except InputError as exc:
+                problems.append(str(exc))
+
+        check(positive_int, self.n, "n")
+        check(integer, self.seed, "seed", low=0)
+        check(integer, self.image_size, "image_size", low=16)
+        check(integer, self.max_objects, "max_objects", low=1, high=3)
+        check(number, self.imbalance, "imbalance", low=1)
+        check(integer, self.n_unseen_classes, "n_unseen_classes", low=0, high=V.N_CLASSES - 1)
+        for name in ("split_fractions", "style_probs"):
+            parts = getattr(self, name)
+            ok = isinstance(parts, (tuple, list)) and len(parts) == 3 and all(
+                is_integer(p) or (isinstance(p, (float, np.floating)) and math.isfinite(p))
+                for p in parts) and min(parts) >= 0 and math.isclose(sum(parts), 1.0)
+            if not ok:
+                problems.append(f"{name} must be 3 non-negative numbers summing to 1, "
+                                f"got {parts!r}")
+        check(number, self.sign_prob, "sign_prob", low=0, high=1)
+        check(positive_int, self.captions_per_image, "captions_per_image")
+        check(integer, self.sample_rate, "sample_rate", low=4000)
+        check(number, self.audio_seconds, "audio_seconds", low=0, low_open=True)
+        check(number, self.noise, "noise", low=0)
         if problems:
-            raise ValueError("WorldConfig: " + "; ".join(problems))
+            raise InputError("WorldConfig: " + "; ".join(problems))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -142,12 +144,22 @@ class World:
         ((100, 64, 64, 3), 500)
     """
 
-    def __init__(self, config: WorldConfig | None = None, **overrides) -> None:
+    def __init__(self, config: WorldConfig | None = None, *, progress: bool | None = None,
+                 **overrides) -> None:
+        """Build the world of ``config`` (or of ``WorldConfig(**overrides)``); ``overrides``
+        also replace fields of a given ``config``. ``progress``: show bars while rendering
+        images and sounds (``None``: only for worlds of at least 3,000 scenes)."""
         if config is None:
             config = WorldConfig(**overrides)
         elif overrides:
+            unknown = sorted(set(overrides) - set(WorldConfig.__dataclass_fields__))
+            if unknown:
+                raise InputError(f"World: unknown setting(s) {', '.join(unknown)}")
             config = WorldConfig(**{**config.to_dict(), **overrides})
+        if not isinstance(config, WorldConfig):
+            raise InputError(f"World: config must be a WorldConfig, got {type(config).__name__}")
         self.config = config
+        self.progress = progress
         self.classes = V.CLASSES
         self._build_scenes()
         self._build_captions()
@@ -297,6 +309,11 @@ class World:
         return synth_scene(self.objects[i], self.xy[i], int(self.n_objects[i]), cfg.sample_rate,
                            cfg.audio_seconds, _rng(cfg.seed, _S_AUDIO, i), cfg.noise)
 
+    def _show_progress(self) -> bool:
+        if self.progress is None:
+            return self.config.n >= PROGRESS_MIN_SCENES
+        return bool(self.progress)
+
     @cached_property
     def images(self) -> np.ndarray:
         """All images, uint8 [N, H, W, 3] (rendered on first access)."""
@@ -305,7 +322,7 @@ class World:
         s = self.config.image_size
         out = np.empty((self.config.n, s, s, 3), np.uint8)
         for i in tqdm(range(self.config.n), desc="render images", leave=False,
-                      disable=self.config.n < 3000):
+                      disable=not self._show_progress()):
             out[i] = self.render(i)
         return out
 
@@ -317,7 +334,7 @@ class World:
         t = int(round(self.config.sample_rate * self.config.audio_seconds))
         out = np.empty((self.config.n, t), np.float32)
         for i in tqdm(range(self.config.n), desc="synthesise sounds", leave=False,
-                      disable=self.config.n < 3000):
+                      disable=not self._show_progress()):
             out[i] = self.sound(i)
         return out
 
@@ -384,36 +401,73 @@ class World:
         images = np.arange(self.config.n) if images is None else np.asarray(images)
         return scene_relevance(self.objects[queries, 0, :3], self.objects[images, 0, :3])
 
-    def ground_truth(self, direction: str, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def unit_ids(self, modality: str, images: np.ndarray) -> np.ndarray:
+        """The items of ``modality`` that belong to ``images``, as int64 ids: caption indices
+        for ``text`` and ``speech`` (all captions of each image, in image order), the image
+        indices themselves for ``image`` and ``audio``."""
+        from mmkit.data.directions import MODALITY_UNIT
+
+        if modality not in MODALITY_UNIT:
+            raise InputError(f"unknown modality {modality!r}; choose one of "
+                             f"{', '.join(MODALITY_UNIT)}")
+        images = self._check_images(images)
+        if MODALITY_UNIT[modality] == "caption":
+            return self.caption_indices(images).astype(np.int64)
+        return images.astype(np.int64)
+
+    def direction_ids(self, direction: str | Direction,
+                      images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query ids [Q], gallery ids [G]) of ``direction`` over ``images``."""
+        d = get_direction(direction)
+        return self.unit_ids(d.query, images), self.unit_ids(d.gallery, images)
+
+    def _check_images(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        if images.ndim != 1 or (images.size and images.dtype.kind not in "iu"):
+            raise InputError(f"images must be a 1-D array of image indices, got shape "
+                             f"{images.shape} and dtype {images.dtype}")
+        if images.size == 0:
+            raise InputError("no images given (an empty split? a world of "
+                             f"n={self.config.n} may have no test images: use a larger n)")
+        if images.min() < 0 or images.max() >= self.config.n:
+            bad = images[(images < 0) | (images >= self.config.n)][0]
+            raise InputError(f"image index {int(bad)} is outside this world (n={self.config.n})")
+        if len(np.unique(images)) != len(images):
+            raise InputError("images contain duplicate indices")
+        return images
+
+    def ground_truth(self, direction: str | Direction,
+                     images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Graded relevance and positives of one retrieval direction over a set of images.
 
-        The queries and the gallery both come from ``images`` (e.g. the test split):
-
-        - ``text->image``: queries are the images' captions; the positive is the caption's own
-          image; relevance is :meth:`caption_relevance`.
-        - ``image->text``: the transpose: an image's positives are its own captions.
-        - ``image->image``: queries are the images; positives are the other images of the same
-          class (the query itself is neither relevant nor positive); :meth:`scene_relevance`.
-        - ``audio->image``: queries are the images' sound clips; as ``image->image`` but the
-          query's own image counts (it is the scene the clip was made from).
+        Queries and gallery both come from ``images`` (e.g. the test split), as the direction's
+        entry in :data:`mmkit.data.directions.DIRECTIONS` says: caption queries are the images'
+        captions (:meth:`unit_ids`); relevance is :meth:`caption_relevance` (transposed for an
+        image query over captions) or :meth:`scene_relevance`; positives are the query's pair
+        or its class; an excluded query item (image->image) has relevance 0 and is no positive.
 
         Returns:
             relevance int8 [Q, G] in 0..3 and positives bool [Q, G].
         """
-        images = np.asarray(images)
-        if direction in ("text->image", "image->text"):
-            caps = self.caption_indices(images)
-            rel = self.caption_relevance(caps, images)
-            pos = self.caption_image[caps][:, None] == images[None, :]
-            return (rel, pos) if direction == "text->image" else (rel.T.copy(), pos.T.copy())
-        if direction in ("image->image", "audio->image"):
-            rel = self.scene_relevance(images, images)
+        d = get_direction(direction)
+        qids, gids = self.direction_ids(d, images)
+        if d.relevance == "scene":
+            rel = self.scene_relevance(qids, gids)
+        elif d.query_unit == "caption":
+            rel = self.caption_relevance(qids, gids)
+        else:
+            rel = self.caption_relevance(gids, qids).T.copy()
+        if d.positive == "class":
             pos = rel == 3
-            if direction == "image->image":
-                np.fill_diagonal(rel, 0)
-                np.fill_diagonal(pos, False)
-            return rel, pos
-        raise ValueError(f"unknown direction {direction!r}; choose one of {DIRECTIONS}")
+        elif d.query_unit == "caption":
+            pos = self.caption_image[qids][:, None] == gids[None, :]
+        else:
+            pos = qids[:, None] == self.caption_image[gids][None, :]
+        mask = d.self_mask(qids, gids)
+        if mask is not None:
+            rel[mask] = 0
+            pos[mask] = False
+        return rel, pos
 
     def fingerprint(self) -> str:
         """SHA-256 over every array and caption of the world (images and audio included):

@@ -14,13 +14,22 @@ from __future__ import annotations
 from mmkit.index.base import (KINDS, METRICS, SearchIndex, SearchIndexError, SearchResult,
                               build_index, load_index)
 from mmkit.index.exact import ExactIndex, chunked_topk
-from mmkit.index.faiss_backend import FaissIndex
 from mmkit.index.synthetic import clustered_vectors
-from mmkit.index.tune import TuneResult, ground_truth, neighbour_recall, tune
+from mmkit.index.tune import TuneResult, exact_neighbours, neighbour_recall, tune
+
+
+def __getattr__(name: str):
+    """``FaissIndex`` is imported on first use: faiss is loaded only when an approximate
+    index is asked for (``import mmkit.index`` stays fast)."""
+    if name == "FaissIndex":
+        from mmkit.index.faiss_backend import FaissIndex
+
+        return FaissIndex
+    raise AttributeError(f"module 'mmkit.index' has no attribute {name!r}")
 
 __all__ = [
     "KINDS", "METRICS", "SearchIndex", "SearchIndexError", "SearchResult", "build_index",
     "load_index", "ExactIndex", "FaissIndex", "chunked_topk", "clustered_vectors", "TuneResult",
-    "ground_truth", "neighbour_recall", "tune",
+    "exact_neighbours", "neighbour_recall", "tune",
 ]
 

@@ -11,22 +11,36 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - numba comes with librosa
-    numba = None
-
 #: stands in for -inf in the kernel (fastmath assumes finite values)
 EMPTY = np.float32(-3.0e38)
 NO_KEY = np.iinfo(np.int64).max
 _GROUP = 32
+_kernel = None
 
 
 def available() -> bool:
-    return numba is not None
+    """Whether numba can be imported (it comes with librosa); imported on first call only,
+    so ``import mmkit.index`` stays fast."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:  # pragma: no cover - numba comes with librosa
+        return False
+    return True
 
 
-if numba is not None:
+def scan_block(S, start, keys, best_s, best_p, best_key) -> None:
+    """Merge block S [Q, C] (columns = database positions start..start+C) into the running
+    top k (best_s [Q, k] float32, best_p / best_key [Q, k] int64), in place."""
+    global _kernel
+    if _kernel is None:
+        _kernel = _compile()
+    _kernel(S, start, keys, best_s, best_p, best_key)
+
+
+def _compile():
+    """Build the numba kernel (cached on disk by numba after the first process)."""
+    import numba
+
     @numba.njit(inline="always")
     def _offer(r, v, p, kp, best_s, best_p, best_key):  # pragma: no cover - jitted
         """Insert (v, p) into row r's sorted top k if it beats the k-th (ties: smaller key)."""
@@ -45,13 +59,9 @@ if numba is not None:
         best_key[r, i] = kp
 
     @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
-    def scan_block(S, start, keys, best_s, best_p, best_key):  # pragma: no cover - jitted
-        """Merge block S [Q, C] (columns = database positions start..start+C) into the
-        running top k (best_s [Q, k] float32, best_p / best_key [Q, k] int64), in place.
-
-        Groups are interleaved (group g = columns g, g + n, g + 2n, ... with n = C // 32), so
-        the group maxima are 31 element-wise maxima of contiguous slices: SIMD-friendly.
-        """
+    def _scan_block(S, start, keys, best_s, best_p, best_key):  # pragma: no cover - jitted
+        """Groups are interleaved (group g = columns g, g + n, g + 2n, ... with n = C // 32),
+        so the group maxima are 31 element-wise maxima of contiguous slices: SIMD-friendly."""
         n_rows, n_cols = S.shape
         k = best_s.shape[1]
         n = n_cols // _GROUP
@@ -71,3 +81,5 @@ if numba is not None:
                         _offer(r, row[c], start + c, keys[start + c], best_s, best_p, best_key)
             for c in range(n * _GROUP, n_cols):    # the ragged tail of a last block
                 _offer(r, row[c], start + c, keys[start + c], best_s, best_p, best_key)
+
+    return _scan_block

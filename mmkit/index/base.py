@@ -29,11 +29,15 @@ from tqdm.auto import tqdm
 
 from mmkit._io import atomic_path
 from mmkit.errors import MMKitError
+from mmkit.validate import positive_int
 
 KINDS = ("exact", "flat", "ivf", "hnsw", "ivfpq")
 METRICS = ("ip", "cosine", "l2")
 FILE_FORMAT = "mmkit.index"
 FILE_VERSION = 1
+#: largest vector length accepted: inner products of two such vectors (and the squared
+#: distances of "l2") stay far inside float32's range (3.4e38), so no score overflows
+MAX_NORM = 2.0 ** 62
 ADD_BATCH = 65536          # rows per step when adding (one progress-bar tick)
 PROGRESS_MIN_ROWS = 200_000  # ``progress=None`` shows a bar from this many rows on
 
@@ -73,6 +77,14 @@ def as_matrix(x: Any, dim: int | None, what: str) -> torch.Tensor:
     if not bool(finite.all()):
         row = int((~finite).nonzero()[0, 0])
         raise SearchIndexError(f"{what} contain NaN or infinite values (first at row {row})")
+    if t.numel():
+        norms = torch.linalg.vector_norm(t, dim=1)
+        big = ~(norms < MAX_NORM)
+        if bool(big.any()):
+            row = int(big.nonzero()[0, 0])
+            raise SearchIndexError(
+                f"{what} row {row} has length {float(norms[row]):.3g}: scores would overflow "
+                f"float32; scale the vectors below length {MAX_NORM:.3g}")
     return t
 
 
@@ -86,10 +98,9 @@ def unit_rows(x: torch.Tensor, what: str) -> torch.Tensor:
     return x / norms
 
 
-def check_k(k: Any, size: int) -> int:
-    """k as an int in [1, size]."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise SearchIndexError(f"k must be a positive integer, got {k!r}")
+def check_search_k(k: Any, size: int) -> int:
+    """k as an int in [1, size] (a search cannot return more hits than stored vectors)."""
+    k = positive_int(k, "k", error=SearchIndexError)
     if k > size:
         raise SearchIndexError(f"k={k} is larger than the index ({size} vectors)")
     return int(k)
@@ -110,8 +121,7 @@ class SearchIndex(abc.ABC):
     search_knob: str | None = None
 
     def __init__(self, dim: int, metric: str = "ip") -> None:
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise SearchIndexError(f"dim must be a positive integer, got {dim!r}")
+        dim = positive_int(dim, "dim", error=SearchIndexError)
         if metric not in METRICS:
             raise SearchIndexError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
         self.dim = int(dim)
@@ -186,7 +196,7 @@ class SearchIndex(abc.ABC):
         q = as_matrix(queries, self.dim, "queries")
         if len(self) == 0:
             raise SearchIndexError(f"the {self.kind} index is empty: add vectors before searching")
-        k = check_k(k, len(self))
+        k = check_search_k(k, len(self))
         if self.metric == "cosine":
             q = unit_rows(q, "queries")
         scores, positions = self._search(q, k)

@@ -31,14 +31,9 @@ import torch
 
 from mmkit.index import _scan
 from mmkit.index.base import SearchIndex, SearchIndexError
+from mmkit.validate import integer, positive_int
 
 GROUP = 32  # columns per group in step 2 (interleaved: j, j + C/32, j + 2C/32, ...)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SearchIndexError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def lexsort_desc(scores: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -122,8 +117,7 @@ def chunked_topk(queries: torch.Tensor, database: torch.Tensor, k: int, *,
     memory: one [query_batch, chunk_size] float32 block plus O(Q k) per batch.
     """
     N = database.shape[0]
-    if not 1 <= k <= N:
-        raise SearchIndexError(f"k={k} must be between 1 and the number of vectors ({N})")
+    k = integer(k, "k", low=1, high=N, error=SearchIndexError)
     device = database.device
     if device.type == "cpu" and database.dtype == torch.float32 and _scan.available():
         return _chunked_topk_fused(queries, database, k, bias=bias, keys=keys,
@@ -194,8 +188,8 @@ class ExactIndex(SearchIndex):
                  chunk_size: int = 4096, query_batch: int = 1024) -> None:
         super().__init__(dim, metric)
         self.device = torch.device(device)
-        self.chunk_size = _positive_int(chunk_size, "chunk_size")
-        self.query_batch = _positive_int(query_batch, "query_batch")
+        self.chunk_size = positive_int(chunk_size, "chunk_size", error=SearchIndexError)
+        self.query_batch = positive_int(query_batch, "query_batch", error=SearchIndexError)
         self._vectors = torch.empty(0, self.dim, device=self.device)
         self._sq_norms = torch.empty(0, device=self.device)   # |x|^2, used by "l2"
         self._pending: list[torch.Tensor] = []                 # added, not yet concatenated

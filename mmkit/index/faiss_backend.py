@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from mmkit.index.base import SearchIndex, SearchIndexError, as_matrix, unit_rows
+from mmkit.validate import integer
 
 _FAISS_METRIC = {"ip": faiss.METRIC_INNER_PRODUCT, "cosine": faiss.METRIC_INNER_PRODUCT,
                  "l2": faiss.METRIC_L2}
@@ -50,12 +51,8 @@ MAX_EF_SEARCH = 4096
 
 
 def _check_int(params: dict[str, Any], name: str, low: int) -> None:
-    value = params[name]
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise SearchIndexError(f"{name} must be an integer >= {low}, got {value!r}")
-    params[name] = int(value)
+    if params[name] is not None:
+        params[name] = integer(params[name], name, low=low, error=SearchIndexError)
 
 
 class FaissIndex(SearchIndex):
@@ -142,11 +139,7 @@ class FaissIndex(SearchIndex):
                                    f"{', '.join(self.search_params) or 'none'})")
         for name, value in params.items():
             low, high = self._knob_bounds(name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                    or not low <= value <= high:
-                raise SearchIndexError(f"{name} must be an integer in [{low}, {high}], "
-                                       f"got {value!r}")
-            self.params[name] = int(value)
+            self.params[name] = integer(value, name, low=low, high=high, error=SearchIndexError)
         self._apply_search_params()
 
     def _knob_bounds(self, name: str) -> tuple[int, int]:

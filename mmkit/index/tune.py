@@ -1,7 +1,7 @@
 """Pick the cheapest search-time setting (nprobe, ef_search) that reaches a target recall.
 
 Recall is measured on held-out queries against exact ground truth: the true top-k ids,
-from ``ground_truth``, from exact search over ``database``, or from the vectors the index
+from ``ground_truth_ids``, from exact search over ``database``, or from the vectors the index
 itself stores. A larger nprobe / ef_search costs more time and (almost always) gives more
 recall, so :func:`tune` doubles the value until the target is met, then bisects back to
 the smallest value that still meets it.
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from mmkit.index.base import SearchIndex, SearchIndexError, as_matrix, check_k
+from mmkit.index.base import SearchIndex, SearchIndexError, as_matrix, check_search_k
 
 
 @dataclass
@@ -41,7 +41,8 @@ def neighbour_recall(found_ids: Any, true_ids: Any) -> float:
     return float(hits.float().mean())
 
 
-def ground_truth(index: SearchIndex, queries: Any, k: int, *, database: Any = None) -> torch.Tensor:
+def exact_neighbours(index: SearchIndex, queries: Any, k: int, *,
+                     database: Any = None) -> torch.Tensor:
     """[Q, k] exact top-k ids of ``queries`` among the vectors of ``index``.
 
     ``database``: the [N, D] vectors exactly as they were added (same order); needed for
@@ -86,9 +87,9 @@ def tune(index: SearchIndex, queries: Any, target_recall: float = 0.95, k: int =
     q = as_matrix(queries, index.dim, "queries")
     if len(index) == 0:
         raise SearchIndexError(f"the {index.kind} index is empty: add vectors before tuning")
-    k = check_k(k, len(index))
+    k = check_search_k(k, len(index))
     if ground_truth_ids is None:
-        true = ground_truth(index, q, k, database=database)
+        true = exact_neighbours(index, q, k, database=database)
     else:
         true = torch.as_tensor(ground_truth_ids)[:, :k]
         if true.ndim != 2 or true.shape[0] != q.shape[0] or true.shape[1] != k:

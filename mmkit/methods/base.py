@@ -16,9 +16,13 @@ class RetrievalMethod(ABC):
     modalities (the CCA baseline): :meth:`embed_images` takes the ``partner`` modality whose
     space the images should land in (``"text"``, ``"audio"`` or ``"image"``).
     All embeddings are float32 [N, d], L2-normalised.
+
+    :attr:`directions` names the retrieval directions (keys of
+    :data:`mmkit.data.directions.DIRECTIONS`) the method can be evaluated on.
     """
 
     name: str = "method"
+    directions: tuple[str, ...] = ("text->image", "image->text", "image->image", "audio->image")
 
     @abstractmethod
     def fit(self, world: World, images: np.ndarray) -> "RetrievalMethod":
@@ -35,3 +39,10 @@ class RetrievalMethod(ABC):
     @abstractmethod
     def embed_audio(self, clips: np.ndarray, sr: int) -> np.ndarray:
         """float [N, T] waveforms -> float32 [N, d] in the audio-image space."""
+
+    def embed_speech(self, clips: Sequence[np.ndarray], sr: int) -> np.ndarray:
+        """M spoken captions (float waveforms [T_m]) -> float32 [M, d] in the speech-image
+        space. Methods that list ``speech->image`` in :attr:`directions` implement it."""
+        from mmkit.errors import InputError
+
+        raise InputError(f"method {self.name!r} does not embed speech")

@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from mmkit.errors import InputError
+from mmkit.validate import number, positive_int
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -80,14 +81,9 @@ def check_relevance(relevance: Any, shape: tuple[int, int] | None = None,
 
 def check_k(k: Any, name: str = "k") -> int:
     """``k`` as a positive int (rank cut-off)."""
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k <= 0:
-        raise InputError(f"{name} must be a positive integer, got {k!r}")
-    return int(k)
+    return positive_int(k, name)
 
 
 def check_level(level: Any) -> float:
     """Relevance level: an item is relevant iff its relevance >= ``level`` (> 0)."""
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.number)) \
-            or not level > 0 or not np.isfinite(level):
-        raise InputError(f"level must be a positive number, got {level!r}")
-    return float(level)
+    return number(level, "level", low=0, low_open=True)

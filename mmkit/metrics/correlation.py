@@ -15,7 +15,7 @@ from mmkit.errors import InputError
 from mmkit.metrics.checks import to_numpy
 
 
-def _pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+def _two_rankings(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     """Both inputs as float64 [Q, N], and whether they were 1-D (a single row)."""
     a, b = to_numpy(a), to_numpy(b)
     if a.shape != b.shape or a.ndim not in (1, 2):
@@ -48,7 +48,7 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
 
 def spearman_rho(a: Any, b: Any) -> float | np.ndarray:
     """Spearman's rho: the Pearson correlation of the average ranks of ``a`` and ``b``."""
-    x, y, single = _pair(a, b)
+    x, y, single = _two_rankings(a, b)
     x, y = (r - r.mean(axis=1, keepdims=True) for r in (average_ranks(x), average_ranks(y)))
     denominator = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
     numerator = (x * y).sum(axis=1)
@@ -63,7 +63,7 @@ def kendall_tau_b(a: Any, b: Any) -> float | np.ndarray:
     Written with the signs of all pairwise differences: O(N^2) time and memory per row,
     fine for N up to a few thousand (scipy.stats.kendalltau is O(N log N)).
     """
-    x, y, single = _pair(a, b)
+    x, y, single = _two_rankings(a, b)
     n = x.shape[1]
     tau = np.full(len(x), np.nan)
     rows_per_chunk = max(1, 2**22 // (n * n))

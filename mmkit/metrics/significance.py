@@ -37,6 +37,7 @@ import numpy as np
 
 from mmkit.errors import InputError
 from mmkit.metrics.checks import to_numpy
+from mmkit.validate import positive_int
 
 _CHUNK_ELEMENTS = 2**22
 """Resampled values held in memory at once (about 32 MB of float64); any value gives the
@@ -78,7 +79,7 @@ def _per_query(values: Any, name: str) -> np.ndarray:
     return x
 
 
-def _pair(a: Any, b: Any) -> np.ndarray:
+def _paired_differences(a: Any, b: Any) -> np.ndarray:
     """The per-query differences ``a - b`` [Q], after checking both inputs."""
     x, y = _per_query(a, "a"), _per_query(b, "b")
     if x.shape != y.shape:
@@ -88,10 +89,7 @@ def _pair(a: Any, b: Any) -> np.ndarray:
 
 
 def _check_resamples(n_resamples: Any) -> int:
-    if isinstance(n_resamples, (bool, np.bool_)) or not isinstance(n_resamples, (int, np.integer)) \
-            or n_resamples < 1:
-        raise InputError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    return int(n_resamples)
+    return positive_int(n_resamples, "n_resamples")
 
 
 def _is_exact(n_queries: int, n_resamples: int) -> bool:
@@ -208,7 +206,7 @@ def paired_permutation_test(a: Any, b: Any, n_resamples: int = 10000,
         Agrees with ``scipy.stats.permutation_test(..., permutation_type="samples")``; exactly
         so when both enumerate.
     """
-    d = _pair(a, b)
+    d = _paired_differences(a, b)
     null = sign_flip_distribution(d, n_resamples, seed)
     exact = _is_exact(d.size, _check_resamples(n_resamples))
     observed = float(d.mean())
@@ -226,7 +224,7 @@ def paired_bootstrap_test(a: Any, b: Any, n_resamples: int = 10000,
     Returns:
         ``(mean_diff, p_value)`` with ``mean_diff = mean(a - b)``.
     """
-    d = _pair(a, b)
+    d = _paired_differences(a, b)
     observed = float(d.mean())
     null = bootstrap_distribution(d, n_resamples, seed) - observed
     return PairedTest(observed, _two_sided_p(null, observed, exact=False))
@@ -244,7 +242,7 @@ def paired_t_test(a: Any, b: Any) -> PairedTest:
     """
     from scipy.stats import ttest_rel
 
-    d = _pair(a, b)
+    d = _paired_differences(a, b)
     if d.size < 2:
         raise InputError("paired t-test: need at least 2 queries")
     observed = float(d.mean())

@@ -12,7 +12,6 @@ averaged. Any malformed line is an :class:`~mmkit.errors.InputError` naming file
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -21,6 +20,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from mmkit._argparse import OneLineParser, positive_int_arg
 from mmkit.errors import InputError, MMKitError
 from mmkit.metrics.checks import check_level
 from mmkit.metrics.measures import COUNTS, IPREC, metric_names, ranking_metrics
@@ -111,7 +111,7 @@ def trec_judged_ranks(run: dict[str, dict[str, float]],
     return qids, judged
 
 
-def evaluate(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
+def evaluate_run(run: dict[str, dict[str, float]], qrels: dict[str, dict[str, int]],
              metrics: Iterable[str] = DEFAULT_METRICS, *,
              level: float = 1) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """trec_eval on dicts: ``(summary {metric: value}, per_query {qid: {metric: value}})``.
@@ -160,7 +160,7 @@ def eval_main(argv: list[str] | None = None) -> int:
 
     0 on success; 2 on bad input, after printing ``mmkit eval: error: <message>`` to stderr.
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mmkit eval",
         description="Evaluate a TREC run against qrels, as trec_eval does.")
     parser.add_argument("--run", required=True, help="run file: qid Q0 docid rank score tag")
@@ -170,7 +170,7 @@ def eval_main(argv: list[str] | None = None) -> int:
                              "default: trec_eval's usual set")
     parser.add_argument("-q", dest="per_query", action="store_true",
                         help="also print the value of each query")
-    parser.add_argument("-l", "--level", type=int, default=1,
+    parser.add_argument("-l", "--level", type=positive_int_arg, default=1,
                         help="relevant iff rel >= LEVEL (default 1, as trec_eval -l)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     try:
@@ -180,7 +180,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     try:
         metrics = metric_names(args.metrics or DEFAULT_METRICS)
         qrels, run = read_qrels(args.qrels), read_run(args.run)
-        summary, per_query = evaluate(run, qrels, metrics, level=args.level)
+        summary, per_query = evaluate_run(run, qrels, metrics, level=args.level)
     except MMKitError as error:
         print(f"mmkit eval: error: {error}", file=sys.stderr)
         return 2
