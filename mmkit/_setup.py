@@ -21,7 +21,15 @@ class Setup:
 
     def __str__(self) -> str:
         return (f"mmkit setup: seed={self.seed} device={self.device} "
-                f"data={self.data_dir} out={self.out_dir}")
+                f"data={self._shown(self.data_dir)} out={self._shown(self.out_dir)}")
+
+    def _shown(self, path: Path) -> str:
+        """A folder as printed: relative to the project root when inside it (so that printed
+        output carries no machine-specific path), else as given."""
+        try:
+            return Path(path).resolve().relative_to(self.root.resolve()).as_posix() + "/"
+        except ValueError:
+            return str(path)
 
 
 def project_root() -> Path:

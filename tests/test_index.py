@@ -246,6 +246,43 @@ def test_usage_errors(filled):
     assert len(cos) == 0
 
 
+@pytest.mark.parametrize("kind", ["exact", "flat"])
+@pytest.mark.parametrize("metric", ["ip", "cosine", "l2"])
+def test_vectors_whose_scores_would_overflow_are_refused(kind, metric):
+    """Before: a stored vector came back as id -1 with score -inf although k <= n, because
+    its inner product overflowed float32. Now such lengths are refused, with the row."""
+    index = build_index(kind, dim=2, metric=metric)
+    big = np.array([[1.0, 1.0], [3e19, -3e19], [-1.0, 2.0]], dtype=np.float32)
+    one_line_error(lambda: index.add(big), "row 1", "overflow")
+    assert len(index) == 0
+    index.add(big[[0, 2]])
+    one_line_error(lambda: index.search(big[1:2], 2), "queries row 0", "overflow")
+    # the largest accepted lengths still give finite scores and every id
+    from mmkit.index.base import MAX_NORM
+
+    edge = np.array([[MAX_NORM * 0.99, 0.0], [0.0, -MAX_NORM * 0.99], [-MAX_NORM * 0.99, 0.0]],
+                    dtype=np.float32)
+    full = build_index(kind, dim=2, metric=metric)
+    full.add(edge)
+    scores, ids = full.search(edge, 3)
+    assert torch.isfinite(scores).all() and sorted(ids[0].tolist()) == [0, 1, 2]
+    ref_scores, ref_ids = reference(edge, edge, 3, metric)
+    assert np.allclose(scores.numpy(), ref_scores, rtol=1e-5)
+    if kind == "exact":  # faiss breaks the exact ties (0 = 0) its own way
+        assert np.array_equal(ids.numpy(), ref_ids)
+
+
+def test_numpy_integers_are_accepted_wherever_an_int_is():
+    index = build_index("exact", dim=np.int64(3), chunk_size=np.int32(2),
+                        query_batch=np.int64(1))
+    index.add(small_ints((7, 3), 0))
+    scores, ids = index.search(small_ints((2, 3), 1), np.int64(3))
+    ref_scores, ref_ids = reference(small_ints((7, 3), 0), small_ints((2, 3), 1), 3, "ip")
+    assert np.array_equal(ids.numpy(), ref_ids)
+    for bad in (True, 2.0, "2"):
+        one_line_error(lambda: build_index("exact", dim=3, chunk_size=bad), "chunk_size")
+
+
 def test_file_errors(tmp_path, filled):
     one_line_error(lambda: load_index(tmp_path / "missing.idx"), "not found", "missing.idx")
     one_line_error(lambda: load_index(tmp_path), "not found")

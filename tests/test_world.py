@@ -30,9 +30,14 @@ def test_different_seeds_differ():
 
 
 def test_item_does_not_depend_on_what_else_was_generated():
-    big = World(n=50, seed=4)
-    assert np.array_equal(big.render(7), big.images[7])
-    assert np.array_equal(big.sound(7), big.audio[7])
+    """Scene 7 is the same in a world of 50 scenes rendered all at once and in a world of 10
+    scenes where only scene 7 is drawn: no draw depends on the world's size or on order."""
+    big, small = World(n=50, seed=4), World(n=10, seed=4)
+    assert np.array_equal(small.render(7), big.images[7])
+    assert np.array_equal(small.sound(7), big.audio[7])
+    assert small.captions[35:40] == big.captions[35:40]
+    assert np.array_equal(small.labels, big.labels[:10])
+    assert not np.array_equal(big.images[7], big.images[8])
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -45,6 +50,74 @@ def test_bad_config_is_one_clear_error(kwargs, field):
     with pytest.raises(ValueError, match=field) as info:
         WorldConfig(**kwargs)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"image_size": 20.5}, "image_size must be an integer >= 16, got 20.5"),
+    ({"image_size": 32.0}, "image_size must be an integer"),
+    ({"n": True}, "n must be a positive integer, got True"),
+    ({"n": 2.0}, "n must be a positive integer"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"imbalance": float("nan")}, "imbalance must be a finite number >= 1, got nan"),
+    ({"imbalance": float("inf")}, "imbalance must be a finite number"),
+    ({"sign_prob": 1.5}, "sign_prob must be in \\[0, 1\\]"),
+    ({"sign_prob": float("nan")}, "sign_prob must be a finite number"),
+    ({"noise": float("nan")}, "noise must be a finite number"),
+    ({"audio_seconds": 0}, "audio_seconds must be > 0"),
+    ({"sample_rate": 8000.5}, "sample_rate must be an integer"),
+    ({"captions_per_image": 0}, "captions_per_image must be a positive integer"),
+    ({"n_unseen_classes": 64}, "n_unseen_classes must be an integer in \\[0, 63\\]"),
+    ({"split_fractions": (0.7, float("nan"), 0.3)}, "split_fractions"),
+    ({"style_probs": (0.5, 0.5)}, "style_probs"),
+])
+def test_config_checks_types_and_nan_up_front(kwargs, message):
+    """Each check names the field and the value; NaN never slips through a bound."""
+    from mmkit.errors import InputError
+
+    with pytest.raises(InputError, match=message) as info:
+        WorldConfig(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_config_lists_every_problem_at_once():
+    from mmkit.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        WorldConfig(n=0, noise=-1, image_size=8)
+    text = str(info.value)
+    assert all(f in text for f in ("n must", "noise must", "image_size must"))
+
+
+def test_numpy_scalars_are_accepted():
+    cfg = WorldConfig(n=np.int64(30), seed=np.int32(2), image_size=np.int16(32),
+                      imbalance=np.float32(2.0), sign_prob=np.float64(0.5))
+    world = World(cfg)
+    assert world.images.shape == (30, 32, 32, 3)
+    assert world.captions == World(n=30, seed=2, image_size=32, imbalance=2.0,
+                                   sign_prob=0.5).captions
+
+
+def test_world_from_config_and_overrides():
+    from mmkit.errors import InputError
+
+    base = WorldConfig(n=20, seed=3)
+    a = World(base, seed=4)                      # overrides replace fields of the config
+    assert a.config == WorldConfig(n=20, seed=4)
+    assert a.captions == World(n=20, seed=4).captions != World(base).captions
+    with pytest.raises(InputError, match="unknown setting\\(s\\) colour"):
+        World(base, colour="red")
+    with pytest.raises(InputError, match="config must be a WorldConfig"):
+        World({"n": 20})
+    with pytest.raises(InputError, match="n must be a positive integer"):
+        World(base, n=0)
+
+
+def test_progress_follows_the_flag(capsys):
+    World(n=12, seed=0, progress=True).images  # noqa: B018
+    assert "render images" in capsys.readouterr().err
+    World(n=12, seed=0, progress=False).images  # noqa: B018
+    World(n=12, seed=0).images  # noqa: B018 - small worlds render silently by default
+    assert capsys.readouterr().err == ""
 
 
 def test_class_table_is_fine_grained():

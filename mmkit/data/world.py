@@ -19,6 +19,7 @@ so the same seed gives byte-identical arrays in any process, whatever is generat
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -96,6 +97,9 @@ class WorldConfig:
         check(number, self.noise, "noise", low=0)
         if problems:
             raise InputError("WorldConfig: " + "; ".join(problems))
+        # equal settings, equal configs: (0.7, 0.1, 0.2) whether given as a list or a tuple
+        for name in ("split_fractions", "style_probs"):
+            object.__setattr__(self, name, tuple(float(p) for p in getattr(self, name)))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -155,7 +159,7 @@ class World:
             unknown = sorted(set(overrides) - set(WorldConfig.__dataclass_fields__))
             if unknown:
                 raise InputError(f"World: unknown setting(s) {', '.join(unknown)}")
-            config = WorldConfig(**{**config.to_dict(), **overrides})
+            config = dataclasses.replace(config, **overrides)
         if not isinstance(config, WorldConfig):
             raise InputError(f"World: config must be a WorldConfig, got {type(config).__name__}")
         self.config = config
