@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="trec_eval-style evaluation of a run file", add_help=False)
     ev.set_defaults(func=None)
+    parser.commands = {"demo": demo, "world": world, "eval": ev}  # type: ignore[attr-defined]
     return parser
 
 
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # report them as the subcommand's error ("mmkit demo: error: ...")
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except (MMKitError, ValueError) as exc:

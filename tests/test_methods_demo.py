@@ -1,8 +1,6 @@
 """The baseline method, the evaluation of four directions, the demo and its CLI."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -31,9 +29,12 @@ def test_baseline_beats_chance_and_stays_below_the_oracle(fitted):
         assert all(0.0 <= v <= 1.0 for v in results[d].values())
         assert results[d]["mAP"] > 1.5 * chance["mAP"], d
         assert results[d]["NDCG@10"] > chance["NDCG@10"] + 0.05, d
-        for m in METRICS:
-            assert results[d][m] <= oracle[d][m] + 1e-9, (d, m)
-    # calibrated, not saturated: text->image is far from its ceiling
+        assert results[d]["R@10"] > chance["R@10"], d
+    # the oracle ranks by relevance, so its mAP and NDCG@10 are 1 wherever a query has a
+    # relevant item; the baseline is far from that, and far from the oracle's text->image R@1
+    for d in ("text->image", "image->text", "audio->image"):
+        assert oracle[d]["mAP"] == pytest.approx(1.0) and oracle[d]["NDCG@10"] == pytest.approx(1.0)
+        assert results[d]["mAP"] < 0.6
     assert results["text->image"]["R@1"] < 0.6 * oracle["text->image"]["R@1"]
 
 
@@ -62,20 +63,8 @@ def test_unknown_method_and_direction(fitted):
 
     with pytest.raises(ValueError, match="unknown direction"):
         run_direction(method, world, "smell->image", world.indices("test")[:5])
-
-
-def test_demo_json_cli(tmp_path, capsys):
-    from mmkit.cli import main
-
-    assert main(["demo", "--n", "160", "--seed", "1", "--json", "--out", str(tmp_path)]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["method"] == "baseline"
-    assert set(report["results"]) == set(DIRECTIONS)
-    for row in report["results"].values():
-        assert set(row) == {"R@1", "R@5", "R@10", "mAP", "NDCG@10"}
-        assert row["R@1"] <= row["R@5"] <= row["R@10"]
-    assert report["world"]["n_images"] == 160
-    assert (tmp_path / "gallery.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="does not do speech->image"):
+        run_direction(method, world, "speech->image", world.indices("test")[:5])
 
 
 def test_demo_rejects_unknown_method(capsys):

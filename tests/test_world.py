@@ -295,3 +295,19 @@ def test_oracle_hit_rate_equals_brute_force():
             expect = _brute_force_oracle(rel, pos, k)
             got = oracle_hit_rate(rel[None], pos[None], k)[0]
             assert got == pytest.approx(expect, abs=1e-12)
+
+
+def test_caption_relevance_across_chunk_boundaries():
+    """Against the naive per-pair rules on 700 captions: the vectorised code works in blocks
+    of 256 captions, so this crosses two block boundaries (and a ragged last block)."""
+    from mmkit.data import relevance
+    from naive_world import naive_grade
+
+    w = World(n=140, seed=6)
+    captions = np.arange(700)
+    images = np.arange(0, 140, 3)
+    assert len(captions) > 2 * relevance._CHUNK and len(captions) % relevance._CHUNK
+    got = w.caption_relevance(captions, images)
+    expect = np.array([[naive_grade(w, j, i) for i in images] for j in captions], np.int8)
+    assert np.array_equal(got, expect)
+    assert {0, 1, 2, 3} <= set(np.unique(expect).tolist())

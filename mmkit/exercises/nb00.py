@@ -6,12 +6,15 @@ import numpy as np
 from mmkit.data.relevance import oracle_hit_rate
 from mmkit.data.world import World
 from mmkit.exercises import Feedback, close, not_answered
+from mmkit.validate import is_integer
 
 
 def check_most_ambiguous_caption(world: World, image: int, answer: int | None) -> Feedback:
     """Exercise 1: which caption of ``image`` (a caption index) fits the most images fully?"""
     if answer is None:
         return not_answered()
+    if not is_integer(answer):
+        return Feedback(False, f"answer with a caption index (an integer), got {answer!r}")
     caps = world.captions_of(image)
     counts = (world.caption_relevance(np.array(caps)) == 3).sum(1)
     best = [c for c, n in zip(caps, counts) if n == counts.max()]
@@ -30,7 +33,8 @@ def check_oracle_r1(world: World, images: np.ndarray, answer: float | None) -> F
     rel, pos = world.ground_truth("text->image", images)
     expected = float(oracle_hit_rate(rel, pos, 1).mean())
     if close(answer, expected, 1e-6):
-        return Feedback(True, f"the ceiling is {expected:.4f}: no system can expect more")
+        return Feedback(True, f"the oracle's expected R@1 is {expected:.4f}: ranking by graded "
+                              "relevance cannot tell apart the images that fit a caption fully")
     return Feedback(False, "use world.ground_truth('text->image', images) and "
                            "mmkit.data.relevance.oracle_hit_rate(..., k=1), then average")
 
