@@ -1,4 +1,4 @@
-"""The ``mmkit`` command: ``demo``, ``world`` and ``eval``.
+"""The ``mmkit`` command: ``demo``, ``world``, ``train`` and ``eval``.
 
 Errors in what the user typed or supplied end in one line on stderr and exit status 2.
 """
@@ -43,6 +43,40 @@ def _cmd_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mmkit.checkpoints import get_spec, specs, train_and_save
+
+    if args.list or not args.name:
+        found = specs()
+        if not found:
+            print("no trainable models are registered")
+        for name, spec in sorted(found.items()):
+            print(f"{name:<24} ~{spec.seconds:>5.0f} s  {spec.description}")
+        return 0
+    spec = get_spec(args.name)
+    overrides = {}
+    for item in args.set or []:
+        key, sep, text = item.partition("=")
+        if not sep or key not in spec.config:
+            raise MMKitError(f"--set {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{', '.join(spec.config)}")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    if args.out is not None:
+        from mmkit._io import check_writable_dir
+
+        check_writable_dir(args.out)
+    path, manifest = train_and_save(args.name, args.out, progress=not args.quiet,
+                                    seed=args.seed, **overrides)
+    metrics = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                        for k, v in manifest["metrics"].items())
+    print(f"trained {args.name} in {manifest['wall_time_s']} s: {metrics}")
+    print(f"wrote {path} ({manifest['bytes'] / 1e6:.2f} MB) and {path.with_suffix('.json').name}")
+    return 0
+
+
 def _cmd_eval(argv: list[str]) -> int:
     from mmkit.metrics.trec import eval_main
 
@@ -79,9 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("-q", "--quiet", action="store_true")
     world.set_defaults(func=_cmd_world)
 
+    train = sub.add_parser("train", help="train a model the notebooks or the demo load, from "
+                                         "scratch, and save its checkpoint")
+    train.add_argument("name", nargs="?", help="the model (see --list)")
+    train.add_argument("--list", action="store_true", help="list the trainable models")
+    train.add_argument("--out", default=None,
+                       help="folder for NAME.safetensors and NAME.json (default: the package's "
+                            "mmkit/trained/, where committed checkpoints live)")
+    train.add_argument("--seed", type=int_arg(low=0), default=0)
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override one config entry (JSON value), e.g. --set epochs=2")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=_cmd_train)
+
     ev = sub.add_parser("eval", help="trec_eval-style evaluation of a run file", add_help=False)
     ev.set_defaults(func=None)
-    parser.commands = {"demo": demo, "world": world, "eval": ev}  # type: ignore[attr-defined]
+    parser.commands = {"demo": demo, "world": world, "train": train, "eval": ev}  # type: ignore[attr-defined]
     return parser
 
 

@@ -1,0 +1,259 @@
+"""Trained models: train with the package's own code, ship small checkpoints, load them safely.
+
+A model that a notebook or the demo needs is described by a :class:`CheckpointSpec`
+(how to build it, how to train it, its default config) in the module that owns it, listed in
+that module's ``CHECKPOINTS`` dict; :data:`SPEC_MODULES` names those modules. Then
+
+- ``mmkit train NAME`` (:func:`train_and_save`) trains it from scratch on fresh scenes and
+  writes ``NAME.safetensors`` (the weights) and ``NAME.json`` (the manifest: config, seed,
+  training data, wall time, metrics, sha256 of the weights, versions) atomically;
+- :func:`load` (what notebooks and the demo call) reads the committed checkpoint shipped in
+  ``mmkit/trained/``, or a retrained one in the user's ``data/checkpoints/``; it checks
+  the manifest (format, name, config, sha256, tensor names and shapes) and, when anything is
+  missing, corrupt or mismatched, prints ONE line saying what and retrains (and saves the
+  result in ``data/checkpoints/`` for next time), never a crash.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmkit._io import atomic_write_bytes, atomic_write_text
+from mmkit.errors import InputError
+
+FORMAT = "mmkit.checkpoint"
+FORMAT_VERSION = 1
+#: where committed checkpoints live (inside the package: they ship with it)
+PACKAGE_DIR = Path(__file__).resolve().parent / "trained"
+#: the modules whose ``CHECKPOINTS`` dict lists trainable models
+SPEC_MODULES: tuple[str, ...] = ("mmkit.features.visual_cnn", "mmkit.features.text_encoders",
+                                 "mmkit.features.audio_cnn")
+
+
+@dataclass
+class Trained:
+    """What a trainer returns: the model, its metrics and a description of its training data
+    (e.g. ``{"world": {"n": 10000, "seed": 1}, "steps": 900}``)."""
+
+    model: Any                      # torch.nn.Module
+    metrics: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    """How to build and train one named model.
+
+    Attributes:
+        name: the checkpoint's name (``mmkit train NAME``).
+        build: ``config -> nn.Module``, untrained, the same architecture every time.
+        train: ``(config, progress) -> Trained``: trains from scratch on fresh scenes (never
+            on the scenes it is evaluated on) and reports metrics.
+        config: the default config (JSON-serialisable); a manifest whose config differs is a
+            mismatch.
+        description: one line for ``mmkit train --list``.
+        seconds: rough training time on 2 cores, for the retraining message.
+    """
+
+    name: str
+    build: Callable[[dict], Any]
+    train: Callable[[dict, bool], Trained]
+    config: dict
+    description: str = ""
+    seconds: float = 60.0
+
+
+def spec_modules() -> tuple[str, ...]:
+    """:data:`SPEC_MODULES` plus the modules named in ``MMKIT_MODEL_MODULES`` (comma
+    separated): how a prototype registers its own trainable models for ``mmkit train``."""
+    extra = [m.strip() for m in os.environ.get("MMKIT_MODEL_MODULES", "").split(",") if m.strip()]
+    return SPEC_MODULES + tuple(extra)
+
+
+def specs() -> dict[str, CheckpointSpec]:
+    """Every registered checkpoint spec by name (modules that do not exist yet are skipped)."""
+    out: dict[str, CheckpointSpec] = {}
+    for module in spec_modules():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        out.update(getattr(mod, "CHECKPOINTS", {}))
+    return out
+
+
+def get_spec(name: str) -> CheckpointSpec:
+    found = specs()
+    if name not in found:
+        raise InputError(f"unknown model {name!r}; trainable models: "
+                         f"{', '.join(sorted(found)) or 'none'}")
+    return found[name]
+
+
+def user_dir() -> Path:
+    """Where retrained checkpoints go: ``$MMKIT_DATA/checkpoints`` or ``data/checkpoints``."""
+    from mmkit._setup import project_root
+
+    return Path(os.environ.get("MMKIT_DATA", project_root() / "data")) / "checkpoints"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save(trained: Trained, spec: CheckpointSpec, config: dict, folder: str | Path,
+         seconds: float, seed: int) -> Path:
+    """Write ``NAME.safetensors`` and ``NAME.json`` into ``folder``, atomically; returns the
+    weights' path."""
+    import torch
+    from safetensors.torch import save as st_save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in trained.model.state_dict().items()
+             if isinstance(v, torch.Tensor)}
+    blob = st_save(state)
+    folder = Path(folder)
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "name": spec.name,
+        "config": config, "seed": seed, "training_data": trained.data,
+        "wall_time_s": round(seconds, 1), "metrics": trained.metrics,
+        "sha256": _sha256(blob), "bytes": len(blob),
+        "tensors": {k: list(v.shape) for k, v in state.items()},
+        "versions": {"mmkit": _version(), "torch": torch.__version__.split("+")[0]},
+        "created": time.strftime("%Y-%m-%d", time.gmtime()),
+    }
+    atomic_write_bytes(folder / f"{spec.name}.safetensors", blob)
+    atomic_write_text(folder / f"{spec.name}.json", json.dumps(manifest, indent=2) + "\n")
+    return folder / f"{spec.name}.safetensors"
+
+
+def _version() -> str:
+    from mmkit import __version__
+
+    return __version__
+
+
+class CheckpointProblem(Exception):
+    """Why a checkpoint on disk cannot be used (one line)."""
+
+
+def read(spec: CheckpointSpec, folder: str | Path, config: dict | None = None):
+    """Build the model of ``spec`` and load its checkpoint from ``folder``.
+
+    Returns ``(model, manifest)``; raises :class:`CheckpointProblem` with a one-line reason
+    (missing, corrupt, sha256 mismatch, other config, other tensors).
+    """
+    from safetensors.torch import load as st_load
+
+    folder = Path(folder)
+    weights, meta = folder / f"{spec.name}.safetensors", folder / f"{spec.name}.json"
+    if not weights.is_file() or not meta.is_file():
+        raise CheckpointProblem(f"no checkpoint in {_shown(folder)}")
+    try:
+        manifest = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointProblem(f"{meta.name} is not a readable manifest "
+                                f"({type(exc).__name__})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT \
+            or manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointProblem(f"{meta.name} is not an mmkit checkpoint manifest of "
+                                f"version {FORMAT_VERSION}")
+    if manifest.get("name") != spec.name:
+        raise CheckpointProblem(f"{meta.name} describes {manifest.get('name')!r}")
+    want = spec.config if config is None else config
+    if manifest.get("config") != want:
+        diff = sorted(k for k in set(want) | set(manifest.get("config") or {})
+                      if (manifest.get("config") or {}).get(k) != want.get(k))
+        raise CheckpointProblem(f"{meta.name} was trained with another config "
+                                f"(differs in {', '.join(diff) or 'its keys'})")
+    blob = weights.read_bytes()
+    if _sha256(blob) != manifest.get("sha256"):
+        raise CheckpointProblem(f"{weights.name} does not match the sha256 in its manifest "
+                                "(corrupt or replaced)")
+    try:
+        state = st_load(blob)
+    except Exception as exc:  # safetensors raises several types for a broken file
+        raise CheckpointProblem(f"{weights.name} cannot be read ({type(exc).__name__})") from None
+    model = spec.build(want)
+    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
+    got = {k: list(v.shape) for k, v in state.items()}
+    if expected != got:
+        missing = sorted(set(expected) ^ set(got)) or sorted(
+            k for k in expected if expected[k] != got.get(k))
+        raise CheckpointProblem(f"{weights.name} does not fit the model (first difference: "
+                                f"{missing[0]})")
+    model.load_state_dict(state)
+    model.eval()
+    return model, manifest
+
+
+def _shown(folder: Path) -> str:
+    from mmkit._setup import project_root
+
+    try:
+        return folder.resolve().relative_to(project_root().resolve()).as_posix() + "/"
+    except ValueError:
+        return str(folder)
+
+
+def train_and_save(name: str, folder: str | Path | None = None, progress: bool = True,
+                   seed: int = 0, **overrides: Any) -> tuple[Path, dict]:
+    """Train ``name`` from scratch (``overrides`` replace config entries) and save it into
+    ``folder`` (default: the package's ``mmkit/trained/``). Returns (weights path,
+    manifest)."""
+    import torch
+
+    from mmkit._setup import seed_everything
+
+    spec = get_spec(name)
+    unknown = sorted(set(overrides) - set(spec.config))
+    if unknown:
+        raise InputError(f"{name}: unknown config key(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(spec.config)})")
+    config = {**spec.config, **overrides}
+    seed_everything(seed)
+    threads = torch.get_num_threads()
+    t0 = time.perf_counter()
+    trained = spec.train(config, progress)
+    seconds = time.perf_counter() - t0
+    torch.set_num_threads(threads)
+    path = save(trained, spec, config, PACKAGE_DIR if folder is None else folder, seconds, seed)
+    return path, json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+
+
+def load(name: str, *, retrain: bool = False, progress: bool = True,
+         device: str = "cpu", config: dict | None = None):
+    """The trained model ``name``, ready for inference (eval mode, on ``device``).
+
+    Looks in ``data/checkpoints/`` (retrained copies) and then in the package; a checkpoint
+    that is missing, corrupt or mismatched gives one line on stderr and the model is retrained
+    with the package's own code, then saved to ``data/checkpoints/``. ``retrain=True`` skips
+    the checkpoints. Returns ``(model, manifest)``.
+    """
+    spec = get_spec(name)
+    want = spec.config if config is None else config
+    problems = []
+    if not retrain:
+        for folder in (user_dir(), PACKAGE_DIR):
+            try:
+                model, manifest = read(spec, folder, want)
+                return model.to(device), manifest
+            except CheckpointProblem as exc:
+                problems.append(str(exc))
+        reason = problems[-1] if len(problems) == 2 and problems[0].startswith("no checkpoint") \
+            else problems[0]
+        print(f"mmkit: checkpoint {name!r}: {reason}; retraining (about "
+              f"{spec.seconds:.0f} s on 2 cores)", file=sys.stderr)
+    overrides = {k: v for k, v in want.items() if spec.config.get(k) != v}
+    train_and_save(name, user_dir(), progress=progress, **overrides)
+    model, manifest = read(spec, user_dir(), want)
+    return model.to(device), manifest
