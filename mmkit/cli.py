@@ -15,6 +15,12 @@ from mmkit.errors import MMKitError
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mmkit.demo import format_table, run_demo
 
+    if args.dataset != "world" or args.root is not None:
+        return _cmd_demo_dataset(args)
+    if args.model is not None or args.split != "test":
+        raise MMKitError("--model and --split apply to a dataset read from disk "
+                         "(--dataset NAME --root DIR); the generated world is evaluated on "
+                         "its test split")
     report = run_demo(n=args.n, seed=args.seed, method=args.method, out=args.out,
                       progress=not args.json and not args.quiet)
     if args.json:
@@ -25,6 +31,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"{w['n_captions']} captions, {w['n_classes']} classes, seed {w['seed']}; "
           f"test split: {w['n_test']} images")
     print(format_table(report["results"], report["oracle"]))
+    print(f"gallery: {report['figure']}   scores: {report['scores']}   ({report['seconds']} s)")
+    return 0
+
+
+def _cmd_demo_dataset(args: argparse.Namespace) -> int:
+    from mmkit.demo import format_table, run_dataset_demo
+
+    report = run_dataset_demo(args.dataset, args.root, split=args.split, method=args.method,
+                              model=args.model, out=args.out,
+                              progress=not args.json and not args.quiet)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    d = report["data"]
+    print(f"mmkit demo: dataset={report['dataset']} ({d['name']})  method={report['method']}"
+          + (f" model={report['model']}" if report["model"] else "")
+          + f"  {d['n_images']} images, {d['n_captions']} captions"
+          + (f", {d['n_classes']} classes" if d["n_classes"] else "")
+          + f"; fitted on {d['n_train']} train images; {report['split']} split: "
+          f"{d['n_test']} images")
+    print(report["repairs"])
+    for name, results in report["protocols"].items():
+        if len(report["protocols"]) > 1:
+            print(f"{report['dataset']} {name}:")
+        print(format_table(results))
     print(f"gallery: {report['figure']}   scores: {report['scores']}   ({report['seconds']} s)")
     return 0
 
@@ -85,6 +116,7 @@ def _cmd_eval(argv: list[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from mmkit import __version__
+    from mmkit.demo import DATASETS
     from mmkit.methods import DEFAULT_METHOD, available_methods
 
     parser = OneLineParser(prog="mmkit", description="Multi-modal image retrieval kit.")
@@ -93,8 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="retrieval in every direction on the embedded world")
     demo.add_argument("--method", default=DEFAULT_METHOD, choices=available_methods())
-    demo.add_argument("--n", type=positive_int_arg, default=2500, help="scenes in the world")
-    demo.add_argument("--seed", type=int_arg(low=0), default=0)
+    demo.add_argument("--n", type=positive_int_arg, default=2500,
+                      help="scenes in the generated world")
+    demo.add_argument("--seed", type=int_arg(low=0), default=0,
+                      help="seed of the generated world")
+    demo.add_argument("--dataset", default="world", choices=DATASETS,
+                      help="world: the generated world (or, with --root, an exported one); "
+                           "karpathy: any dataset_*.json; coco, flickr30k, flickr8k, cub: "
+                           "read from --root (layouts: data/README.md)")
+    demo.add_argument("--root", default=None,
+                      help="the dataset's folder (default: data/NAME, or $MMKIT_DATA/NAME)")
+    demo.add_argument("--split", default="test",
+                      help="split to evaluate on (datasets read from --root)")
+    demo.add_argument("--model", default=None,
+                      help="--method clip: a local CLIP folder or hub name")
     demo.add_argument("--out", default="out/demo",
                       help="folder for the gallery figure and the score matrices")
     demo.add_argument("--json", action="store_true", help="print the results as JSON")

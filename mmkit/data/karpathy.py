@@ -9,77 +9,18 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mmkit.data.dataset import RetrievalDataset
 from mmkit.errors import InputError
 
 KARPATHY_SPLITS = ("train", "restval", "val", "test")
 
 
-@dataclass
-class CaptionDataset:
-    """Images with their captions, as read from a Karpathy split file.
-
-    Attributes:
-        name: the file's ``dataset`` field (``coco``, ``flickr30k``, ``world``...).
-        image_paths: one path per image (not opened until asked for).
-        split: str [N] split name per image.
-        captions: all captions (``raw``), grouped by image.
-        tokens: the file's tokens per caption.
-        caption_image: int [M] image index of each caption.
-        extras: per-image dicts of any further fields (e.g. the world's ``class_id``).
-    """
-
-    name: str
-    image_paths: list[Path]
-    split: np.ndarray
-    captions: list[str]
-    tokens: list[list[str]]
-    caption_image: np.ndarray
-    extras: list[dict] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.image_paths)
-
-    def indices(self, split: str, merge_restval: bool = True) -> np.ndarray:
-        """Image indices of a split; ``train`` includes ``restval`` unless told otherwise."""
-        names = {split}
-        if split == "train" and merge_restval:
-            names.add("restval")
-        return np.flatnonzero(np.isin(self.split, sorted(names)))
-
-    def caption_indices(self, images: np.ndarray, first: int | None = 5) -> np.ndarray:
-        """Caption indices of the given images, keeping the ``first`` captions of each
-        (COCO has 5-7 per image; evaluation keeps 5)."""
-        wanted = set(int(i) for i in images)
-        kept, seen = [], {}
-        for j, i in enumerate(self.caption_image):
-            i = int(i)
-            if i in wanted and (first is None or seen.get(i, 0) < first):
-                kept.append(j)
-                seen[i] = seen.get(i, 0) + 1
-        order = {int(i): r for r, i in enumerate(images)}
-        kept.sort(key=lambda j: (order[int(self.caption_image[j])], j))
-        return np.asarray(kept, dtype=np.int64)
-
-    def load_image(self, i: int, size: int | None = None) -> np.ndarray:
-        """Image ``i`` as uint8 [H, W, 3] (optionally resized to size x size)."""
-        from PIL import Image
-
-        path = self.image_paths[i]
-        try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                if size is not None:
-                    img = img.resize((size, size), Image.BICUBIC)
-                return np.asarray(img)
-        except FileNotFoundError:
-            raise InputError(f"{path}: image file not found (image {i} of {self.name})") from None
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read image ({exc})") from None
+#: the old name of the loader's result: the one dataset type of every loader
+CaptionDataset = RetrievalDataset
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -186,7 +127,7 @@ def _no_repeats(obj: dict, where: str) -> None:
                          "(JSON keeps only the last)")
 
 
-def load_karpathy(path: str | Path, image_root: str | Path | None = None) -> CaptionDataset:
+def load_karpathy(path: str | Path, image_root: str | Path | None = None) -> RetrievalDataset:
     """Read a Karpathy split JSON file.
 
     What is read, and what it must be (anything else is an :class:`InputError`):
@@ -224,7 +165,11 @@ def load_karpathy(path: str | Path, image_root: str | Path | None = None) -> Cap
     JSON ``true``/``false`` never pass for an integer, and a field given twice in one JSON
     object is an error (JSON would silently keep the last). Further fields are kept per
     image in :attr:`CaptionDataset.extras` (the world's ``class_id`` and ``audio``);
-    further sentence fields are ignored.
+    further sentence fields are ignored. When every image has an integer ``class_id`` (the
+    world's export), they become :attr:`RetrievalDataset.labels`; when every image has an
+    ``audio`` path, :attr:`RetrievalDataset.audio_paths` (relative to the file's folder);
+    COCO's ``cocoid`` become :attr:`RetrievalDataset.image_ids`; a ``classes.txt`` next to
+    the file (CUB style, ``1 001.Name``) gives the class names.
 
     Args:
         path: the ``dataset_*.json`` file.
@@ -359,6 +304,34 @@ def load_karpathy(path: str | Path, image_root: str | Path | None = None) -> Cap
             raise InputError(f"{where}: field 'sentids' {_short(sentids)} does not match "
                              f"the sentences' sentid {_short(own_sentids)}")
         extras.append({k: v for k, v in entry.items() if k not in core})
-    return CaptionDataset(name=name, image_paths=paths,
-                          split=np.asarray(splits), captions=captions, tokens=tokens,
-                          caption_image=np.asarray(owner, dtype=np.int64), extras=extras)
+    labels = class_names = audio_paths = image_ids = None
+    if all(_is(e.get("class_id"), int) and e["class_id"] >= 0 for e in extras):
+        labels = np.asarray([e["class_id"] for e in extras], dtype=np.int64)
+        class_names = _class_names(path.parent / "classes.txt", int(labels.max()) + 1)
+    if all(isinstance(e.get("audio"), str) and e["audio"] for e in extras):
+        audio_paths = []
+        for i, e in enumerate(extras):
+            parts = _relative(e["audio"], "audio", f"{path}: images[{i}]", is_file=True)
+            audio_paths.append(path.parent.joinpath(*parts))
+    if first_of_cocoid and len(first_of_cocoid) == len(entries):
+        image_ids = np.asarray([entries[i]["cocoid"] for i in range(len(entries))], np.int64)
+    return RetrievalDataset(name=name, image_paths=paths, split=np.asarray(splits),
+                            captions=captions, tokens=tokens,
+                            caption_image=np.asarray(owner, dtype=np.int64), extras=extras,
+                            labels=labels, class_names=class_names, audio_paths=audio_paths,
+                            image_ids=image_ids)
+
+
+def _class_names(path: Path, n: int) -> list[str] | None:
+    """Class names from a CUB-style ``classes.txt`` (``1 001.Name``), or None when the file
+    is absent or does not name the ``n`` classes the labels need."""
+    if not path.is_file():
+        return None
+    names = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2 and parts[0].isdigit():
+            names[int(parts[0]) - 1] = parts[1].split(".", 1)[-1]
+    if not all(k in names for k in range(max(n, len(names)))):
+        return None
+    return [names[k] for k in range(len(names))]

@@ -1,31 +1,138 @@
-"""Handcrafted visual features: colour histograms, LBP texture and HOG (scikit-image).
+"""Handcrafted visual features: colour histograms, LBP texture, HOG and spatial pyramids
+(scikit-image), plus :func:`to_rgb_uint8`, the one conversion every image entry point of mmkit
+uses.
 
 These are the classic baseline descriptors: colour says *what colour*, local binary patterns
-say *what texture*, HOG (histograms of oriented gradients) says *what shape*. None of them
-knows anything about words.
+say *what texture*, HOG (histograms of oriented gradients) says *what shape*, and a spatial
+pyramid says *where*. None of them knows anything about words.
+
+Image input, everywhere (:func:`to_rgb_uint8`):
+
+- shapes: one image ``[H, W]`` (grey) or ``[H, W, C]``, or a batch ``[N, H, W, C]``, with
+  ``C`` in 1 (grey), 3 (RGB), 4 (RGBA); a list of equal-shaped images is stacked. A 3-D array is one image ``[H, W, C]``; a batch of grey images must be
+  ``[N, H, W, 1]`` (``[N, H, W]`` is ambiguous and refused). Channels-first ``[N, C, H, W]`` is
+  refused with a hint.
+- grey is repeated to RGB; RGBA is composited over a white background (as
+  ``skimage.color.rgba2rgb`` does).
+- dtypes: ``uint8`` as is; ``uint16`` is scaled to 0..255 (``round(x / 257)``: 65535 -> 255);
+  ``bool`` -> 0 / 255; other integer types must already lie in 0..255; **floats must lie in
+  [0, 1]** (scikit-image's convention) and are scaled by 255 and rounded. A float image in
+  [0, 255] is refused rather than guessed at (divide it by 255, or cast it to uint8).
+- anything else (NaN, empty batch, mixed sizes, other channel counts) raises one
+  :class:`mmkit.errors.InputError` naming the problem.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 from skimage.color import rgb2hsv
 from skimage.feature import hog, local_binary_pattern
 from tqdm.auto import tqdm
 
+from mmkit.errors import InputError
+
+#: channel counts that :func:`to_rgb_uint8` understands: grey, RGB, RGBA
+CHANNELS = (1, 3, 4)
+
+
+def _stack(images, name: str) -> np.ndarray:
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise InputError(f"{name}: empty list of images")
+        arrays = [np.asarray(a) for a in images]
+        first = arrays[0].shape
+        for k, a in enumerate(arrays):
+            if a.shape != first:
+                raise InputError(f"{name}: images of different shapes cannot be batched "
+                                 f"(image 0 is {first}, image {k} is {a.shape}); resize them "
+                                 "first")
+        return np.stack(arrays)
+    if type(images).__module__.startswith("torch"):
+        images = images.detach().cpu().numpy()
+    return np.asarray(images)
+
+
+def to_rgb_uint8(images, name: str = "images") -> np.ndarray:
+    """Any supported image or batch -> uint8 [N, H, W, 3] RGB (see the module docstring).
+
+    Args:
+        images: ``[H, W]``, ``[H, W, C]`` or ``[N, H, W, C]`` (``C`` in 1, 3, 4) of dtype
+            uint8, uint16, bool, another integer type within 0..255, or float in [0, 1];
+            or a list of such images of one shape.
+        name: how the argument is called in error messages.
+
+    Returns:
+        uint8 [N, H, W, 3]. A uint8 RGB batch is returned as is (no copy).
+
+    Raises:
+        InputError: one line naming the problem (shape, dtype, value range).
+    """
+    a = _stack(images, name)
+    want = "[N, H, W, 3] RGB (or [H, W], [H, W, C], [N, H, W, C] with C = 1, 3 or 4)"
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise InputError(f"{name}: expected a numeric image array, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.complexfloating):
+        raise InputError(f"{name}: complex images are not supported (dtype {a.dtype})")
+    if a.ndim == 2:
+        a = a[None, :, :, None]
+    elif a.ndim == 3:
+        if a.shape[-1] not in CHANNELS:
+            raise InputError(f"{name} must be {want}, got shape {a.shape} (a batch of grey "
+                             "images must be [N, H, W, 1])")
+        a = a[None]
+    elif a.ndim == 4:
+        if a.shape[-1] not in CHANNELS:
+            hint = (" - it looks channels-first [N, C, H, W]; move the channels last "
+                    "(images.transpose(0, 2, 3, 1))" if a.shape[1] in CHANNELS else "")
+            raise InputError(f"{name} must be {want}, got shape {a.shape}{hint}")
+    else:
+        raise InputError(f"{name} must be {want}, got shape {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0 or a.shape[2] == 0:
+        raise InputError(f"{name}: empty image batch, shape {a.shape}")
+    a = _to_uint8(a, name)
+    c = a.shape[-1]
+    if c == 1:
+        return np.repeat(a, 3, axis=-1)
+    if c == 4:
+        rgb = a[..., :3].astype(np.float32)
+        alpha = a[..., 3:].astype(np.float32) / 255.0
+        out = rgb * alpha + 255.0 * (1.0 - alpha)  # over a white background
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return a
+
+
+def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    if a.dtype == np.uint16:
+        return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.integer):
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise InputError(f"{name}: {a.dtype} values must lie in 0..255, found {lo}..{hi} "
+                             "(pass uint8, or uint16 for 16-bit images)")
+        return a.astype(np.uint8)
+    if not np.isfinite(a).all():
+        raise InputError(f"{name}: float image contains NaN or infinite values")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < 0.0 or hi > 1.0:
+        raise InputError(f"{name}: float images must lie in [0, 1], found {lo:.3g}..{hi:.3g} "
+                         "(divide [0, 255] floats by 255, or cast them to uint8)")
+    return np.rint(a * 255.0).astype(np.uint8)
+
 
 def _as_batch(images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be [N, H, W, 3] RGB, got shape {images.shape}")
-    return images
+    return to_rgb_uint8(images)
 
 
 def colour_histogram(images: np.ndarray, bins: tuple[int, int, int] = (12, 4, 4)) -> np.ndarray:
     """Joint HSV colour histogram per image, L1-normalised: float32 [N, prod(bins)].
 
     Args:
-        images: uint8 or float [N, H, W, 3] RGB (a single [H, W, 3] image is accepted).
+        images: uint8 [N, H, W, 3] RGB, or anything :func:`to_rgb_uint8` converts.
         bins: number of hue, saturation and value bins.
     """
     images = _as_batch(images)
@@ -99,6 +206,40 @@ def handcrafted_visual(images: np.ndarray, progress: bool = True) -> np.ndarray:
             [_l2(np.sqrt(colour_histogram(chunk))), _l2(np.sqrt(lbp_histogram(chunk))),
              _l2(orientation_histogram(chunk))], axis=1))
     return np.concatenate(blocks).astype(np.float32)
+
+
+def spatial_pyramid(images: np.ndarray, levels: Sequence[int] = (1, 2, 4),
+                    bins: tuple[int, int, int] = (8, 3, 3)) -> np.ndarray:
+    """Layout: colour histograms of the cells of a spatial pyramid: float32
+    [N, prod(bins) * sum(g * g for g in levels)] (1,512 by default).
+
+    Level ``g`` cuts the image into a ``g x g`` grid; cell ``(r, c)`` covers rows
+    ``r * H // g : (r + 1) * H // g`` and columns ``c * W // g : (c + 1) * W // g``. Each cell
+    gets its own L1-normalised :func:`colour_histogram` (so a cell counts the same whatever its
+    size). Blocks are ordered level by level, cells row-major within a level. Level 1 alone is
+    the global colour histogram; finer levels say *where* each colour is (Lazebnik et al.,
+    2006, with colour instead of visual words).
+    """
+    images = _as_batch(images)
+    n, h, w, _ = images.shape
+    levels = [int(g) for g in levels]
+    if not levels or min(levels) < 1 or max(levels) > min(h, w):
+        raise InputError(f"spatial_pyramid: levels must be integers in 1..{min(h, w)}, got "
+                         f"{list(levels)}")
+    parts = []
+    for g in levels:
+        for r in range(g):
+            for c in range(g):
+                cell = images[:, r * h // g:(r + 1) * h // g, c * w // g:(c + 1) * w // g]
+                parts.append(colour_histogram(cell, bins))
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def hellinger_l2(x: np.ndarray) -> np.ndarray:
+    """Square root (the Hellinger map for histograms), then L2-normalise each row:
+    float32 [N, D] -> float32 [N, D]. Inner products of the results are cosine
+    similarities of the square-rooted histograms."""
+    return _l2(np.sqrt(np.maximum(np.asarray(x, dtype=np.float32), 0)))
 
 
 def _l2(x: np.ndarray) -> np.ndarray:

@@ -1,6 +1,8 @@
-"""End-to-end retrieval methods and their evaluation on the world.
+"""End-to-end retrieval methods and their evaluation on the world and on real datasets.
 
 ``get_method(name)`` builds a registered method; the demo picks the best one by default.
+``baseline``: handcrafted features + CCA (fits on the train split); ``clip``: a pretrained CLIP
+loaded from a local folder (``model=PATH``), zero-shot.
 """
 from __future__ import annotations
 
@@ -33,7 +35,14 @@ def _baseline(**kwargs) -> RetrievalMethod:
     return BaselineMethod(**kwargs)
 
 
+def _clip(**kwargs) -> RetrievalMethod:
+    from mmkit.methods.clip import ClipMethod
+
+    return ClipMethod(**kwargs)
+
+
 register("baseline", _baseline)
+register("clip", _clip)
 
 #: the method the demo uses when none is named (the best the kit has)
 DEFAULT_METHOD = "baseline"

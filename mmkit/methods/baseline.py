@@ -4,7 +4,15 @@
   (every caption is paired with its image's features);
 - audio -> image: CCA between audio statistics and visual features;
 - image -> image: the image side of the text-image CCA (a space shaped by what captions say,
-  which is what "same class" means here).
+  which is what "same class" means here); on data without captions but with class labels
+  (CUB without Reed's text), the image side of a CCA between visual features and one-hot
+  labels;
+- speech -> image (data with recorded spoken captions only, e.g. Flickr8K Audio): CCA
+  between the MFCC statistics of each recording and its image's visual features.
+
+It fits on the world or on any :class:`~mmkit.data.dataset.RetrievalDataset`, learning only
+what the data has (:func:`~mmkit.data.dataset.modalities_of`); after :meth:`fit`,
+:attr:`directions` names what it can do.
 """
 from __future__ import annotations
 
@@ -12,8 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mmkit.data.world import World
+from mmkit.data.dataset import modalities_of
 from mmkit.encoders.cca import CCA
+from mmkit.errors import InputError
 from mmkit.features.audio import clip_features
 from mmkit.features.text import TfidfEncoder
 from mmkit.features.visual import handcrafted_visual
@@ -24,36 +33,75 @@ def _standardise(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return train.mean(0), train.std(0) + 1e-6
 
 
+def speech_features(clips: Sequence[np.ndarray], sr: int) -> np.ndarray:
+    """MFCC statistics of recordings of any length, one at a time: float32 [M, 60]."""
+    return np.concatenate([clip_features(np.asarray(c, np.float32)[None], sr) for c in clips])
+
+
 class BaselineMethod(RetrievalMethod):
     """TF-IDF + handcrafted visual + audio features mapped into joint spaces with CCA.
 
     Args:
         text_dims / audio_dims: size of the text-image and audio-image CCA spaces.
+        speech: fit speech -> image (``None``: when the data has recorded spoken captions).
         progress: show progress bars while computing features.
     """
 
     name = "baseline"
 
     def __init__(self, text_dims: int = 48, audio_dims: int = 24, pca_dims: int = 256,
-                 progress: bool = True) -> None:
+                 speech: bool | None = None, progress: bool = True) -> None:
         self.text_dims = text_dims
         self.audio_dims = audio_dims
         self.pca_dims = pca_dims
+        self.speech = speech
         self.progress = progress
 
-    def fit(self, world: World, images: np.ndarray) -> "BaselineMethod":
+    def fit(self, world, images: np.ndarray) -> "BaselineMethod":
+        """Learn from ``images`` (indices into ``world``: a World or a RetrievalDataset)."""
         images = np.asarray(images)
-        caps = world.caption_indices(images)
-        texts = [world.captions[j] for j in caps]
-        self.tfidf = TfidfEncoder().fit(texts)
+        if images.size == 0:
+            raise InputError("the baseline needs training images (an empty train split?)")
+        modalities = modalities_of(world)
         visual = handcrafted_visual(world.images[images], progress=self.progress)
-        per = world.config.captions_per_image
-        self.text_cca = CCA(self.text_dims, pca_dims=self.pca_dims).fit(
-            np.repeat(visual, per, axis=0), self.tfidf.transform(texts))
-        audio = clip_features(world.audio[images], world.config.sample_rate)
-        self.audio_mean, self.audio_std = _standardise(audio)
-        self.audio_cca = CCA(self.audio_dims, pca_dims=min(self.pca_dims, audio.shape[1])).fit(
-            visual, (audio - self.audio_mean) / self.audio_std)
+        row_of = np.full(len(world), -1, np.int64)
+        row_of[images] = np.arange(len(images))
+        done = []
+        self.text_cca = self.label_cca = self.audio_cca = self.speech_cca = None
+        if "text" in modalities:
+            caps = world.caption_indices(images)
+            texts = [world.captions[j] for j in caps]
+            self.tfidf = TfidfEncoder().fit(texts)
+            self.text_cca = CCA(self.text_dims, pca_dims=self.pca_dims).fit(
+                visual[row_of[world.caption_image[caps]]], self.tfidf.transform(texts))
+            done += ["text->image", "image->text", "image->image"]
+        elif getattr(world, "labels", None) is not None:
+            labels = np.asarray(world.labels)[images]
+            classes, onehot_of = np.unique(labels, return_inverse=True)
+            self.label_cca = CCA(min(self.text_dims, max(len(classes) - 1, 1)),
+                                 pca_dims=self.pca_dims).fit(
+                visual, np.eye(len(classes))[onehot_of])
+            done.append("image->image")
+        if "audio" in modalities:
+            audio = clip_features(world.audio[images], world.config.sample_rate)
+            self.audio_mean, self.audio_std = _standardise(audio)
+            self.audio_cca = CCA(self.audio_dims,
+                                 pca_dims=min(self.pca_dims, audio.shape[1])).fit(
+                visual, (audio - self.audio_mean) / self.audio_std)
+            done.append("audio->image")
+        speech = self.speech if self.speech is not None else "speech" in modalities
+        if speech and "speech" in modalities:
+            caps = world.unit_ids("speech", images)
+            feats = speech_features([world.speech(int(j)) for j in caps],
+                                    world.config.sample_rate)
+            self.speech_mean, self.speech_std = _standardise(feats)
+            self.speech_cca = CCA(self.audio_dims,
+                                  pca_dims=min(self.pca_dims, feats.shape[1])).fit(
+                visual[row_of[world.caption_image[caps]]],
+                (feats - self.speech_mean) / self.speech_std)
+            done.append("speech->image")
+        order = [d for d in type(self).directions if d in done]
+        self.directions = tuple(order + [d for d in done if d not in order])
         return self
 
     def _visual(self, images: np.ndarray) -> np.ndarray:
@@ -68,11 +116,15 @@ class BaselineMethod(RetrievalMethod):
 
     def embed_images(self, images: np.ndarray, partner: str) -> np.ndarray:
         visual = self._visual(images)
-        if partner in ("text", "image"):
+        if partner in ("text", "image") and self.text_cca is not None:
             return self.text_cca.transform_x(visual)
-        if partner == "audio":
+        if partner == "image" and self.label_cca is not None:
+            return self.label_cca.transform_x(visual)
+        if partner == "audio" and self.audio_cca is not None:
             return self.audio_cca.transform_x(visual)
-        raise ValueError(f"unknown partner modality {partner!r}")
+        if partner == "speech" and self.speech_cca is not None:
+            return self.speech_cca.transform_x(visual)
+        raise ValueError(f"unknown partner modality {partner!r} (or not fitted for it)")
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.text_cca.transform_y(self.tfidf.transform(texts))
@@ -80,3 +132,9 @@ class BaselineMethod(RetrievalMethod):
     def embed_audio(self, clips: np.ndarray, sr: int) -> np.ndarray:
         audio = clip_features(clips, sr)
         return self.audio_cca.transform_y((audio - self.audio_mean) / self.audio_std)
+
+    def embed_speech(self, clips: Sequence[np.ndarray], sr: int) -> np.ndarray:
+        if self.speech_cca is None:
+            return super().embed_speech(clips, sr)
+        feats = speech_features(clips, sr)
+        return self.speech_cca.transform_y((feats - self.speech_mean) / self.speech_std)

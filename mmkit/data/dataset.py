@@ -1,0 +1,504 @@
+"""One dataset type for every real dataset: images, captions, splits, and what else a dataset has.
+
+Every loader (:mod:`mmkit.data.karpathy`, :mod:`~mmkit.data.coco`, :mod:`~mmkit.data.flickr`,
+:mod:`~mmkit.data.cub`, :mod:`~mmkit.data.spoken`) returns a :class:`RetrievalDataset`.
+It answers the same small interface as :class:`mmkit.data.world.World`, so that the
+evaluation (:mod:`mmkit.methods.evaluate`) and the methods run on both unchanged:
+
+- ``unit_ids(modality, images)`` / ``direction_ids(direction, images)``: caption indices for
+  ``text`` and ``speech`` (the first :attr:`RetrievalDataset.captions_per_image` captions of
+  each image, in image order), image indices for ``image`` and ``audio``;
+- ``ground_truth(direction, images)``: **binary** relevance, stored as 0 / 3 so that the
+  world's conventions (mAP counts relevance 3, NDCG@10 linear gain) read it unchanged:
+  caption <-> image: the caption's own image; image -> image and audio -> image: the same
+  class label (the query itself excluded for image -> image);
+- ``images[ids]``: uint8 [N, S, S, 3], loaded lazily from disk at ``image_size`` (S) and
+  remembered; ``captions``, ``caption_image``, ``audio[ids]``, ``speech(j)``, ``config``.
+
+A direction exists only where the data defines it (:attr:`RetrievalDataset.directions`):
+image -> image and audio -> image need class labels, audio -> image needs a sound clip per
+image, speech -> image needs recorded spoken captions.
+
+Nothing is dropped silently: a loader either raises a one-line
+:class:`~mmkit.errors.InputError` naming file, line and field, or applies a documented
+repair, which it records in :attr:`RetrievalDataset.repairs` (:meth:`repair_summary` gives
+one line).
+
+This module imports no model code; ``torch`` is imported only by :meth:`as_torch`.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmkit.data.directions import DIRECTIONS, MODALITY_UNIT, Direction, get_direction
+from mmkit.errors import InputError
+
+#: evaluation keeps this many captions per image (COCO has 5-7; the convention keeps 5)
+CAPTIONS_PER_IMAGE = 5
+#: images are loaded at this size (square) unless told otherwise
+IMAGE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One documented repair a loader applied to a file.
+
+    Attributes:
+        file: the file repaired (as given to the loader).
+        line: 1-based line number, or ``None`` for a whole-file repair.
+        field: the field or column concerned (``"caption"``, ``"comment_number"``...).
+        kind: a short name of the repair, the same for every repair of its kind
+            (``"broken row split"``, ``"extra field dropped"``...).
+        detail: what was found and what was done.
+    """
+
+    file: str
+    line: int | None
+    field: str
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.field}: {self.kind} ({self.detail})"
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """What code written for :class:`~mmkit.data.world.World` reads from ``world.config``."""
+
+    n: int
+    sample_rate: int = 16000
+    image_size: int = IMAGE_SIZE
+    captions_per_image: int = CAPTIONS_PER_IMAGE
+    seed: int | None = None
+
+
+class LazyImages:
+    """``dataset.images``: indexing loads images from disk at the dataset's ``image_size``.
+
+    ``images[i]`` -> uint8 [S, S, 3]; ``images[ids]`` (an int array or list) -> uint8
+    [len(ids), S, S, 3]. Loaded images are remembered per (index, size).
+    """
+
+    def __init__(self, dataset: "RetrievalDataset") -> None:
+        self._ds = dataset
+        self._memo: dict[tuple[int, int], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        s = self._ds.image_size
+        return (len(self._ds), s, s, 3)
+
+    def _one(self, i: int) -> np.ndarray:
+        key = (i, self._ds.image_size)
+        if key not in self._memo:
+            self._memo[key] = self._ds.load_image(i, self._ds.image_size)
+        return self._memo[key]
+
+    def __getitem__(self, ids: Any) -> np.ndarray:
+        if isinstance(ids, (int, np.integer)):
+            return self._one(int(ids))
+        ids = np.arange(len(self._ds))[ids] if isinstance(ids, slice) else np.asarray(ids)
+        s = self._ds.image_size
+        out = np.empty((len(ids), s, s, 3), np.uint8)
+        for k, i in enumerate(ids):
+            out[k] = self._one(int(i))
+        return out
+
+
+class LazyAudio:
+    """``dataset.audio``: one sound clip per image (the world's export has them), loaded from
+    disk as float32 mono at the dataset's sample rate; ``audio[ids]`` -> float32 [N, T]
+    (shorter clips zero-padded to the longest of the batch)."""
+
+    def __init__(self, dataset: "RetrievalDataset") -> None:
+        self._ds = dataset
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    def __getitem__(self, ids: Any) -> np.ndarray:
+        paths = self._ds.audio_paths
+        if paths is None:
+            raise InputError(f"dataset {self._ds.name!r} has no sound clips per image")
+        if isinstance(ids, (int, np.integer)):
+            return read_audio(paths[int(ids)], self._ds.sample_rate)
+        ids = np.arange(len(self._ds))[ids] if isinstance(ids, slice) else np.asarray(ids)
+        clips = [read_audio(paths[int(i)], self._ds.sample_rate) for i in ids]
+        return pad_clips(clips)
+
+
+def pad_clips(clips: list[np.ndarray]) -> np.ndarray:
+    """float32 [N, max T]: the clips zero-padded at the end to the longest."""
+    t = max((len(c) for c in clips), default=0)
+    out = np.zeros((len(clips), t), np.float32)
+    for k, c in enumerate(clips):
+        out[k, :len(c)] = c
+    return out
+
+
+def read_audio(path: str | Path, sr: int) -> np.ndarray:
+    """A sound file as float32 mono [T] at ``sr`` Hz.
+
+    Documented conversions: several channels are averaged (downmix), another sample rate is
+    resampled with a polyphase filter (:func:`scipy.signal.resample_poly`).
+    """
+    import soundfile as sf
+
+    try:
+        clip, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: sound file not found") from None
+    except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+        raise InputError(f"{path}: cannot read sound file ({exc})") from None
+    clip = clip.mean(axis=1)
+    if rate != sr:
+        from math import gcd
+
+        from scipy.signal import resample_poly
+
+        g = gcd(int(rate), int(sr))
+        clip = resample_poly(clip, sr // g, rate // g).astype(np.float32)
+    return np.ascontiguousarray(clip, dtype=np.float32)
+
+
+@dataclass
+class RetrievalDataset:
+    """Images with captions and, where the data has them, labels, attributes, boxes, audio.
+
+    Attributes:
+        name: the dataset's name (``coco``, ``flickr30k``, ``flickr8k``, ``cub``, ``world``...).
+        image_paths: one path per image (opened only when an image is asked for).
+        split: str [N] split name per image (``train``, ``restval``, ``val``, ``test``; the
+            world's ``unseen``; ``""`` where the files define no split).
+        captions: every caption, stripped, grouped by image (image order, file order).
+        caption_image: int64 [M] image index of each caption.
+        tokens: per caption the file's tokens (Karpathy files) or ``None``.
+        labels: int64 [N] class index (0-based) per image, or ``None``.
+        class_names: name per class index, or ``None``.
+        attributes: uint8 [N, A] binary attributes per image (CUB: present with certainty
+            >= ``min_certainty`` at load time), or ``None``; names in ``attribute_names``.
+        boxes: float32 [N, 4] one bounding box per image (x, y, w, h in pixels), or ``None``.
+        audio_paths: one sound clip per image (the world's export), or ``None``.
+        speech_paths: per caption the path of its spoken recording (``None`` where a caption
+            has none), or ``None`` when the dataset has no spoken captions.
+        image_ids: the files' own image ids (COCO ids, CUB ids), int64 [N], or ``None``.
+        caption_ids: per caption the file's own id (Flickr's ``#k`` number, COCO's annotation
+            id, Karpathy's ``sentid``), or ``None``.
+        extras: per-image dicts of further fields (e.g. the world's ``class_id``).
+        repairs: every documented repair the loader applied (see :class:`Repair`).
+        image_size: side S of the square images ``images[...]`` returns.
+        sample_rate: rate audio and speech are returned at.
+        captions_per_image: evaluation keeps the first this many captions per image.
+    """
+
+    name: str
+    image_paths: list[Path]
+    split: np.ndarray
+    captions: list[str]
+    caption_image: np.ndarray
+    tokens: list[list[str]] | None = None
+    labels: np.ndarray | None = None
+    class_names: list[str] | None = None
+    attributes: np.ndarray | None = None
+    attribute_names: list[str] | None = None
+    boxes: np.ndarray | None = None
+    audio_paths: list[Path] | None = None
+    speech_paths: list[Path | None] | None = None
+    image_ids: np.ndarray | None = None
+    caption_ids: list | None = None
+    extras: list[dict] = field(default_factory=list)
+    repairs: list[Repair] = field(default_factory=list)
+    image_size: int = IMAGE_SIZE
+    sample_rate: int = 16000
+    captions_per_image: int = CAPTIONS_PER_IMAGE
+
+    def __post_init__(self) -> None:
+        self.split = np.asarray(self.split, dtype=str)
+        self.caption_image = np.asarray(self.caption_image, dtype=np.int64).reshape(-1)
+        n = len(self.image_paths)
+        if len(self.split) != n:
+            raise InputError(f"{self.name}: {len(self.split)} split names for {n} images")
+        if len(self.caption_image) != len(self.captions):
+            raise InputError(f"{self.name}: {len(self.caption_image)} caption owners for "
+                             f"{len(self.captions)} captions")
+        if len(self.caption_image) and (self.caption_image.min() < 0
+                                        or self.caption_image.max() >= n):
+            raise InputError(f"{self.name}: a caption belongs to no image")
+        for key in ("labels", "image_ids"):
+            value = getattr(self, key)
+            if value is not None:
+                value = np.asarray(value, dtype=np.int64)
+                if len(value) != n:
+                    raise InputError(f"{self.name}: {len(value)} {key} for {n} images")
+                setattr(self, key, value)
+        if self.caption_ids is not None and len(self.caption_ids) != len(self.captions):
+            raise InputError(f"{self.name}: {len(self.caption_ids)} caption ids for "
+                             f"{len(self.captions)} captions")
+        if self.speech_paths is not None and len(self.speech_paths) != len(self.captions):
+            raise InputError(f"{self.name}: {len(self.speech_paths)} speech paths for "
+                             f"{len(self.captions)} captions")
+        if not self.extras:
+            self.extras = [{} for _ in range(n)]
+        self.images = LazyImages(self)
+        self.audio = LazyAudio(self)
+
+    # ------------------------------------------------------------------ sizes and splits
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    @property
+    def config(self) -> DatasetConfig:
+        """The settings code written for the world reads (``sample_rate``, ``image_size``,
+        ``captions_per_image``, ``n``)."""
+        return DatasetConfig(n=len(self), sample_rate=self.sample_rate,
+                             image_size=self.image_size,
+                             captions_per_image=self.captions_per_image)
+
+    @property
+    def splits(self) -> dict[str, int]:
+        """Images per split name, in first-seen order."""
+        return dict(Counter(str(s) for s in self.split))
+
+    def indices(self, split: str, merge_restval: bool = True) -> np.ndarray:
+        """Image indices of a split, ascending; ``train`` includes ``restval`` (the COCO
+        convention: 82,783 + 30,504 = 113,287) unless ``merge_restval`` is False."""
+        names = {split}
+        if split == "train" and merge_restval:
+            names.add("restval")
+        return np.flatnonzero(np.isin(self.split, sorted(names)))
+
+    def captions_of(self, i: int) -> list[int]:
+        """Every caption index of image ``i`` (all of them, not only the first five)."""
+        return [int(j) for j in np.flatnonzero(self.caption_image == i)]
+
+    def caption_indices(self, images: np.ndarray, first: int | None = CAPTIONS_PER_IMAGE
+                        ) -> np.ndarray:
+        """Caption indices of the given images in image order, keeping the ``first``
+        captions of each (file order; ``None``: all). int64 [M]."""
+        images = np.asarray(images, dtype=np.int64).reshape(-1)
+        order = np.argsort(self.caption_image, kind="stable")
+        starts = np.searchsorted(self.caption_image[order], images, side="left")
+        ends = np.searchsorted(self.caption_image[order], images, side="right")
+        if first is not None:
+            ends = np.minimum(ends, starts + first)
+        parts = [order[a:b] for a, b in zip(starts, ends)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    # ------------------------------------------------------------------ the files
+    def load_image(self, i: int, size: int | None = None) -> np.ndarray:
+        """Image ``i`` as uint8 [H, W, 3] (optionally resized to ``size`` x ``size``,
+        bicubic, aspect ratio not kept). Documented conversion: grayscale, palette, CMYK and
+        RGBA images become RGB."""
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.image_paths[i]
+        try:
+            with Image.open(path) as img:
+                img = img.convert("RGB")
+                if size is not None:
+                    img = img.resize((size, size), Image.BICUBIC)
+                return np.asarray(img)
+        except FileNotFoundError:
+            raise InputError(f"{path}: image file not found (image {i} of {self.name})") from None
+        except (OSError, UnidentifiedImageError) as exc:
+            raise InputError(f"{path}: cannot read image ({exc})") from None
+
+    def speech(self, j: int, sr: int | None = None) -> np.ndarray:
+        """The recorded spoken caption ``j`` as float32 [T] at ``sr`` (default: the dataset's
+        rate)."""
+        path = self.speech_paths[j] if self.speech_paths is not None else None
+        if path is None:
+            raise InputError(f"caption {j} of {self.name} has no spoken recording")
+        return read_audio(path, sr or self.sample_rate)
+
+    # ------------------------------------------------------------------ what it defines
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities the data has (``image`` always; ``text`` with captions; ``audio``
+        with a clip per image; ``speech`` with recorded spoken captions)."""
+        out = ["image"]
+        if self.captions:
+            out.insert(0, "text")
+        if self.audio_paths is not None:
+            out.append("audio")
+        if self.speech_paths is not None and any(p is not None for p in self.speech_paths):
+            out.append("speech")
+        return tuple(out)
+
+    def defines(self, direction: str | Direction) -> bool:
+        """Whether the data has the ground truth of ``direction``."""
+        d = get_direction(direction)
+        if d.query not in self.modalities or d.gallery not in self.modalities:
+            return False
+        return d.positive != "class" or self.labels is not None
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The directions of :data:`~mmkit.data.directions.DIRECTIONS` this data defines."""
+        return tuple(name for name in DIRECTIONS if self.defines(name))
+
+    # ------------------------------------------------------------------ ground truth
+    def _check_images(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        if images.ndim != 1 or (images.size and images.dtype.kind not in "iu"):
+            raise InputError(f"images must be a 1-D array of image indices, got shape "
+                             f"{images.shape} and dtype {images.dtype}")
+        if images.size == 0:
+            raise InputError(f"no images given (an empty split of {self.name}?)")
+        if images.min() < 0 or images.max() >= len(self):
+            bad = images[(images < 0) | (images >= len(self))][0]
+            raise InputError(f"image index {int(bad)} is outside {self.name} (n={len(self)})")
+        if len(np.unique(images)) != len(images):
+            raise InputError("images contain duplicate indices")
+        return images.astype(np.int64)
+
+    def unit_ids(self, modality: str, images: np.ndarray) -> np.ndarray:
+        """The items of ``modality`` that belong to ``images`` (int64): for ``text`` the
+        first :attr:`captions_per_image` captions of each image, for ``speech`` those of them
+        that have a recording, for ``image`` and ``audio`` the image indices themselves."""
+        if modality not in MODALITY_UNIT:
+            raise InputError(f"unknown modality {modality!r}; choose one of "
+                             f"{', '.join(MODALITY_UNIT)}")
+        if modality not in self.modalities:
+            raise InputError(f"{self.name} has no {modality} (it has "
+                             f"{', '.join(self.modalities)})")
+        images = self._check_images(images)
+        if MODALITY_UNIT[modality] == "scene":
+            return images
+        caps = self.caption_indices(images, first=self.captions_per_image)
+        if modality == "speech":
+            caps = caps[[self.speech_paths[int(j)] is not None for j in caps]]
+        return caps
+
+    def direction_ids(self, direction: str | Direction,
+                      images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query ids [Q], gallery ids [G]) of ``direction`` over ``images``."""
+        d = get_direction(direction)
+        return self.unit_ids(d.query, images), self.unit_ids(d.gallery, images)
+
+    def ground_truth(self, direction: str | Direction,
+                     images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Relevance int8 [Q, G] (0 or 3) and positives bool [Q, G] of ``direction`` over
+        ``images``: the caption's own image / the image's own captions, or (``class``
+        directions) the images with the query's label; the query itself is excluded where the
+        direction says so. Relevance is binary: 3 exactly where an item is a positive."""
+        d = get_direction(direction)
+        if not self.defines(d):
+            need = "class labels" if d.positive == "class" else f"{d.query} and {d.gallery}"
+            raise InputError(f"{self.name} does not define {d.name} (it needs {need}; this "
+                             f"dataset has {', '.join(self.directions)})")
+        qids, gids = self.direction_ids(d, images)
+        if d.positive == "class":
+            pos = self.labels[qids][:, None] == self.labels[gids][None, :]
+        elif d.query_unit == "caption":
+            pos = self.caption_image[qids][:, None] == gids[None, :]
+        else:
+            pos = qids[:, None] == self.caption_image[gids][None, :]
+        mask = d.self_mask(qids, gids)
+        if mask is not None:
+            pos[mask] = False
+        return (pos.astype(np.int8) * 3), pos
+
+    # ------------------------------------------------------------------ reports
+    def repair_summary(self) -> str:
+        """One line: how many repairs of each kind (``"no repairs"`` when none)."""
+        if not self.repairs:
+            return f"{self.name}: no repairs"
+        kinds = Counter(r.kind for r in self.repairs)
+        parts = ", ".join(f"{n} x {kind}" for kind, n in kinds.items())
+        return f"{self.name}: {len(self.repairs)} repairs ({parts}); see dataset.repairs"
+
+    def summary(self) -> dict:
+        """Sizes, for the demo's header line and tables."""
+        return {"name": self.name, "n_images": len(self), "n_captions": len(self.captions),
+                "n_classes": (len(self.class_names) if self.class_names is not None
+                              else int(len(np.unique(self.labels))) if self.labels is not None
+                              else 0),
+                "splits": self.splits, "modalities": list(self.modalities),
+                "directions": list(self.directions), "repairs": len(self.repairs)}
+
+    # ------------------------------------------------------------------ item access
+    def __getitem__(self, i: int) -> dict:
+        """Image ``i`` with what belongs to it: ``{"index", "image" (uint8 [S, S, 3]),
+        "captions" (list of str, all of them), "label" (int, -1 without labels), "split"}``."""
+        if not isinstance(i, (int, np.integer)) or not -len(self) <= int(i) < len(self):
+            raise IndexError(f"image index {i!r} out of range for {len(self)} images")
+        i = int(i) % len(self)
+        return {"index": i, "image": self.images[i],
+                "captions": [self.captions[j] for j in self.captions_of(i)],
+                "label": int(self.labels[i]) if self.labels is not None else -1,
+                "split": str(self.split[i])}
+
+    def as_torch(self, images: np.ndarray | None = None, size: int | None = None):
+        """A ``torch.utils.data.Dataset`` over ``images`` (default: all) returning
+        ``(float32 tensor [3, S, S] in [0, 1], image index)``; torch is imported here only."""
+        from torch.utils.data import Dataset
+
+        ids = np.arange(len(self)) if images is None else self._check_images(images)
+        size = size or self.image_size
+        parent = self
+
+        class _Images(Dataset):
+            def __len__(self) -> int:
+                return len(ids)
+
+            def __getitem__(self, k: int):
+                import torch
+
+                pixels = parent.load_image(int(ids[k]), size)
+                return (torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0,
+                        int(ids[k]))
+
+        return _Images()
+
+
+def require_file(path: Path, what: str) -> Path:
+    """``path`` if it is a file, else a one-line InputError naming what was expected where."""
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found (expected at {path.parent})"
+                         if path.parent.is_dir() else
+                         f"{path}: {what} not found (folder {path.parent} does not exist)")
+    return path
+
+
+def read_text_lines(path: Path, what: str, errors: str = "strict") -> list[str]:
+    """Lines of a UTF-8 text file (no line ends); a missing or undecodable file is one line.
+
+    ``errors="replace"`` decodes invalid bytes as U+FFFD (the caller records the repair)."""
+    require_file(path, what)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: invalid UTF-8 (byte {data[exc.start]:#04x})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.splitlines()
+
+
+#: what the world holds as data (its speech is synthesised on demand, not recorded)
+WORLD_MODALITIES = ("text", "image", "audio")
+
+
+def modalities_of(data) -> tuple[str, ...]:
+    """The modalities a dataset or world holds: :attr:`RetrievalDataset.modalities`, or for
+    the generated :class:`~mmkit.data.world.World` (which has no such attribute) its captions,
+    images and sound clips."""
+    return tuple(getattr(data, "modalities", WORLD_MODALITIES))
+
+
+def directions_of(data) -> tuple[str, ...]:
+    """The directions a dataset defines (:attr:`RetrievalDataset.directions`); the world
+    defines every direction of :data:`~mmkit.data.directions.DIRECTIONS`."""
+    return tuple(getattr(data, "directions", tuple(DIRECTIONS)))
