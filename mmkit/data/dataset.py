@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from mmkit.data.directions import DIRECTIONS, MODALITY_UNIT, Direction, get_direction
+from mmkit.data.directions import (DIRECTIONS, MODALITY_UNIT, Direction, check_image_set,
+                                   get_direction)
 from mmkit.errors import InputError
 
 #: evaluation keeps this many captions per image (COCO has 5-7; the convention keeps 5)
@@ -349,18 +350,7 @@ class RetrievalDataset:
 
     # ------------------------------------------------------------------ ground truth
     def _check_images(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images)
-        if images.ndim != 1 or (images.size and images.dtype.kind not in "iu"):
-            raise InputError(f"images must be a 1-D array of image indices, got shape "
-                             f"{images.shape} and dtype {images.dtype}")
-        if images.size == 0:
-            raise InputError(f"no images given (an empty split of {self.name}?)")
-        if images.min() < 0 or images.max() >= len(self):
-            bad = images[(images < 0) | (images >= len(self))][0]
-            raise InputError(f"image index {int(bad)} is outside {self.name} (n={len(self)})")
-        if len(np.unique(images)) != len(images):
-            raise InputError("images contain duplicate indices")
-        return images.astype(np.int64)
+        return check_image_set(images, len(self), f"{self.name} (n={len(self)})")
 
     def unit_ids(self, modality: str, images: np.ndarray) -> np.ndarray:
         """The items of ``modality`` that belong to ``images`` (int64): for ``text`` the

@@ -126,6 +126,25 @@ def get_direction(direction: str | Direction) -> Direction:
                          f"{', '.join(DIRECTIONS)}") from None
 
 
+def check_image_set(images: np.ndarray, n: int, where: str) -> np.ndarray:
+    """``images`` as int64 [K]: a non-empty set of distinct image indices in ``[0, n)``.
+
+    ``where`` names the collection in the one-line error (e.g. ``"this world (n=12)"``).
+    """
+    images = np.asarray(images)
+    if images.ndim != 1 or (images.size and images.dtype.kind not in "iu"):
+        raise InputError(f"images must be a 1-D array of image indices, got shape "
+                         f"{images.shape} and dtype {images.dtype}")
+    if images.size == 0:
+        raise InputError(f"no images given (an empty split of {where}?)")
+    if images.min() < 0 or images.max() >= n:
+        bad = images[(images < 0) | (images >= n)][0]
+        raise InputError(f"image index {int(bad)} is outside {where}")
+    if len(np.unique(images)) != len(images):
+        raise InputError("images contain duplicate indices")
+    return images.astype(np.int64)
+
+
 def exclude(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """``scores`` with excluded items set to ``-inf`` (in place; returns ``scores``)."""
     if mask is not None:

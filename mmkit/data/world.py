@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from mmkit.data import vocab as V
-from mmkit.data.directions import Direction, get_direction
+from mmkit.data.directions import Direction, check_image_set, get_direction
 from mmkit.data.captions import CaptionStruct, make_caption, tokenize
 from mmkit.data.relevance import caption_relevance, scene_relevance
 from mmkit.data.render import render_scene
@@ -426,19 +426,9 @@ class World:
         return self.unit_ids(d.query, images), self.unit_ids(d.gallery, images)
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images)
-        if images.ndim != 1 or (images.size and images.dtype.kind not in "iu"):
-            raise InputError(f"images must be a 1-D array of image indices, got shape "
-                             f"{images.shape} and dtype {images.dtype}")
-        if images.size == 0:
-            raise InputError("no images given (an empty split? a world of "
-                             f"n={self.config.n} may have no test images: use a larger n)")
-        if images.min() < 0 or images.max() >= self.config.n:
-            bad = images[(images < 0) | (images >= self.config.n)][0]
-            raise InputError(f"image index {int(bad)} is outside this world (n={self.config.n})")
-        if len(np.unique(images)) != len(images):
-            raise InputError("images contain duplicate indices")
-        return images
+        n = self.config.n
+        return check_image_set(images, n, f"this world (n={n}; a small world may have no test "
+                                          "images: use a larger n)")
 
     def ground_truth(self, direction: str | Direction,
                      images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

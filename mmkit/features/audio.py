@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from mmkit.errors import InputError
+from mmkit.features.similarity import cosine_scores  # noqa: F401 - re-exported
 
 #: log-mel floor in dB (power 1e-10): silent frames sit here, never at -inf
 FLOOR_DB = -100.0
@@ -310,16 +311,6 @@ def standardise(features: np.ndarray) -> np.ndarray:
     return ((x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
-def cosine_scores(features: np.ndarray, exclude_self: bool = True) -> np.ndarray:
-    """Cosine similarity of every row with every row, float32 [N, N]; the diagonal is -inf
-    with ``exclude_self`` (a query never retrieves itself)."""
-    x = np.asarray(features, np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.where(norms > 0, norms, 1.0)
-    s = x @ x.T
-    if exclude_self:
-        np.fill_diagonal(s, -np.inf)
-    return s
 
 
 def self_retrieval(features: np.ndarray, labels: np.ndarray, k: int = 10,

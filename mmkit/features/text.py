@@ -25,6 +25,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from mmkit.data.captions import _TOKEN, tokenize
 from mmkit.errors import InputError
+from mmkit.features.similarity import cosine_scores  # noqa: F401 - re-exported
 
 #: special tokens of :class:`WordTokenizer`: padding is id 0, unknown words id 1
 PAD, UNK = "[PAD]", "[UNK]"
@@ -317,21 +318,6 @@ def text_text_ground_truth(world, caption_ids: np.ndarray) -> tuple[np.ndarray, 
     return grades, positives
 
 
-def cosine_scores(embeddings: Any, exclude_self: bool = True) -> np.ndarray:
-    """Cosine similarity float32 [N, N] of embeddings [N, D] with themselves; the diagonal is
-    ``-inf`` when ``exclude_self`` (a query never retrieves itself). A zero vector (an empty
-    text under bag of words) scores 0 against everything."""
-    if type(embeddings).__module__.startswith("torch"):
-        embeddings = embeddings.detach().cpu().numpy()
-    x = np.asarray(embeddings, np.float32)
-    if x.ndim != 2:
-        raise InputError(f"embeddings must be [N, D], got shape {x.shape}")
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.where(norm > 0, norm, 1)
-    s = x @ x.T
-    if exclude_self:
-        np.fill_diagonal(s, -np.inf)
-    return s
 
 
 #: the columns of :func:`text_retrieval_metrics`
