@@ -61,6 +61,9 @@ class CheckpointSpec:
             mismatch.
         description: one line for ``mmkit train --list``.
         seconds: rough training time on 2 cores, for the retraining message.
+        threads: torch threads to train with (``None``: leave as is). Float sums run in an
+            order that depends on the thread count, so a fixed count makes retraining give
+            byte-identical weights on the same machine and library versions.
     """
 
     name: str
@@ -69,6 +72,7 @@ class CheckpointSpec:
     config: dict
     description: str = ""
     seconds: float = 60.0
+    threads: int | None = None
 
 
 def spec_modules() -> tuple[str, ...]:
@@ -222,10 +226,14 @@ def train_and_save(name: str, folder: str | Path | None = None, progress: bool =
     config = {**spec.config, **overrides}
     seed_everything(seed)
     threads = torch.get_num_threads()
-    t0 = time.perf_counter()
-    trained = spec.train(config, progress)
-    seconds = time.perf_counter() - t0
-    torch.set_num_threads(threads)
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
+    try:
+        t0 = time.perf_counter()
+        trained = spec.train(config, progress)
+        seconds = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
     path = save(trained, spec, config, PACKAGE_DIR if folder is None else folder, seconds, seed)
     return path, json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
 

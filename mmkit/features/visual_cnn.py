@@ -595,7 +595,7 @@ def similarity_grad_cam(model: nn.Module, x: torch.Tensor, query: torch.Tensor,
 
 
 # ----------------------------------------------------------------------------- training
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random horizontal flips and shifts of up to 4 px (the world's classes do not depend on
     where the object is, nor on its left-right orientation)."""
     flip = torch.rand(len(x), generator=gen) < 0.5
@@ -650,7 +650,7 @@ def train_classifier(model: ImageEncoder, config: dict, progress: bool = True) -
         total, count = 0.0, 0
         for start in range(0, len(order), bs):
             idx = order[start:start + bs]
-            xb = _augment(x_all[idx], gen).to(device)
+            xb = augment(x_all[idx], gen).to(device)
             loss = F.cross_entropy(model.classify(xb), y_all[idx].to(device),
                                    label_smoothing=config.get("label_smoothing", 0.0))
             opt.zero_grad(set_to_none=True)
@@ -706,11 +706,11 @@ CHECKPOINTS: dict[str, CheckpointSpec] = {
                 "heads": 4, "n_train": 4000, "n_val": 600, "world_seed": 1001, "epochs": 8,
                 "lr": 3e-3, **_TRAINING},
         description="small CNN + SE + CBAM + ViT block, 64 world classes (64 px)",
-        seconds=300),
+        seconds=300, threads=1),
     "visual_resnet18_w16": CheckpointSpec(
         name="visual_resnet18_w16", build=_build_resnet, train=_train_resnet,
         config={"width": 16, "n_train": 6000, "n_val": 600, "world_seed": 1002, "epochs": 10,
                 "lr": 3e-3, **_TRAINING},
         description="torchvision ResNet-18 layout at width 16 (0.7 M parameters), from scratch",
-        seconds=200),
+        seconds=200, threads=1),
 }

@@ -1,0 +1,68 @@
+"""Exercises of notebook 05 (Siamese and triplet networks)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mmkit.exercises import Feedback, close, not_answered
+from mmkit.losses import TripletMarginLoss
+from mmkit.miners import TripletMarginMiner
+
+
+def _tensor(x) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=torch.float64)
+
+
+def check_active_fraction(embeddings, labels, margin: float, answer: float | None) -> Feedback:
+    """Exercise 1: the fraction of ALL valid triplets (a, p, n) of the batch whose triplet
+    loss ``relu(d_ap - d_an + margin)`` is non-zero (Euclidean distance on L2-normalised
+    embeddings)."""
+    if answer is None:
+        return not_answered()
+    loss = TripletMarginLoss(margin)
+    loss(_tensor(embeddings), torch.as_tensor(np.asarray(labels)))
+    expected = loss.active_fraction
+    if close(answer, expected, 1e-6):
+        return Feedback(True, f"{loss.stats['active']} of {loss.stats['terms']} triplets "
+                              f"violate the margin {margin}: {expected:.4f}")
+    if close(answer, loss.stats["active"], 0.5):
+        return Feedback(False, "that is the count; divide by the number of valid triplets")
+    return Feedback(False, "count triplets with d_ap - d_an + margin > 0 over all valid "
+                           "triplets (mmkit.losses.all_triplets lists them)")
+
+
+def check_semihard_count(embeddings, labels, margin: float, answer: int | None) -> Feedback:
+    """Exercise 2: how many semi-hard triplets (``0 < d_an - d_ap <= margin``) the batch has."""
+    if answer is None:
+        return not_answered()
+    a, _, _ = TripletMarginMiner(margin, "semihard")(_tensor(embeddings),
+                                                     torch.as_tensor(np.asarray(labels)))
+    expected = len(a)
+    try:
+        value = int(answer)
+    except (TypeError, ValueError):
+        return Feedback(False, f"answer with a count (an integer), got {answer!r}")
+    if value == expected:
+        return Feedback(True, f"{expected} semi-hard triplets: the negative is farther than the "
+                              "positive, but by less than the margin")
+    return Feedback(False, f"{value} is not it: keep triplets with d_an - d_ap > 0 AND "
+                           f"<= {margin} (strict on the left, inclusive on the right)")
+
+
+def check_map_at_r(feats, labels, answer: float | None) -> Feedback:
+    """Exercise 3: MAP@R of leave-one-out cosine retrieval over ``feats`` (same label =
+    relevant), as pytorch-metric-learning's AccuracyCalculator reports it."""
+    if answer is None:
+        return not_answered()
+    from mmkit.encoders.metric import retrieval_scores
+
+    got = retrieval_scores(feats, labels)
+    if close(answer, got["map_at_r"], 1e-4):
+        return Feedback(True, f"MAP@R = {got['map_at_r']:.4f}")
+    for name in ("r_precision", "p_at_1"):
+        if close(answer, got[name], 1e-4):
+            return Feedback(False, f"that is the {name.replace('_', ' ')}; MAP@R averages "
+                                   "precision at each relevant rank within the first R, / R")
+    return Feedback(False, "for each query: R = number of other items of its class; average "
+                           "precision@i over the ranks i <= R that hold a relevant item, "
+                           "divided by R; then average over queries")
