@@ -187,3 +187,16 @@ def test_tune_inputs(indexes, data, exact_ids):
         tune(indexes["ivf"], data[2], margin=-0.1)
     with pytest.raises(SearchIndexError, match="ground_truth_ids must be"):
         tune(indexes["ivf"], data[2], ground_truth_ids=exact_ids[:5])
+
+
+def test_works_after_faiss_torch_utils_patches_faiss(data):
+    """pytorch-metric-learning imports faiss.contrib.torch_utils, which patches faiss
+    globally (reconstruct_n then returns torch tensors): the backend must not care."""
+    import faiss.contrib.torch_utils  # noqa: F401 - the patch is the point
+
+    index = build_index("flat", dim=data[0].shape[1])
+    index.add(data[0])
+    truth = exact_neighbours(index, data[1], 10)
+    scores, ids = index.search(data[1], 10)
+    assert torch.equal(ids, truth) and scores.dtype == torch.float32
+    assert index.stored_vectors().shape == tuple(data[0].shape)

@@ -50,6 +50,12 @@ _KNOB = {"ivf": "nprobe", "ivfpq": "nprobe", "hnsw": "ef_search"}
 MAX_EF_SEARCH = 4096
 
 
+def _tensor(x: Any) -> torch.Tensor:
+    """A faiss result as a tensor, whether faiss returned numpy or (patched by
+    ``faiss.contrib.torch_utils``) torch."""
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(x)
+
+
 def _check_int(params: dict[str, Any], name: str, low: int) -> None:
     if params[name] is not None:
         params[name] = integer(params[name], name, low=low, error=SearchIndexError)
@@ -202,7 +208,7 @@ class FaissIndex(SearchIndex):
 
     def _search(self, q: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         scores, labels = self._index.search(np.ascontiguousarray(q.cpu().numpy()), k)
-        return torch.from_numpy(scores), torch.from_numpy(labels)
+        return _tensor(scores), _tensor(labels)
 
     def stored_vectors(self) -> torch.Tensor | None:
         """[N, D] copy of the exact stored vectors (unit length for cosine), if kept.
@@ -223,7 +229,9 @@ class FaissIndex(SearchIndex):
             index.set_direct_map_type(faiss.DirectMap.NoMap)
         else:
             out = index.reconstruct_n(0, index.ntotal)
-        return torch.from_numpy(out)
+        # faiss.contrib.torch_utils (imported by pytorch-metric-learning, for one) patches
+        # faiss so that reconstruct_n returns a torch tensor: accept both
+        return out if isinstance(out, torch.Tensor) else torch.from_numpy(out)
 
     # --- saving
     def _state(self) -> dict[str, Any]:
