@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from mmkit.losses.base import MetricLoss, to_triplets, zero_loss
 from mmkit.losses.distances import CosineSimilarity
+from mmkit.losses.triplet import TripletMarginLoss
 
 
-class MarginRankingLoss(MetricLoss):
+class MarginRankingLoss(TripletMarginLoss):
     """For each triplet (a, p, n), rank the pair (a, p) above (a, n):
     ``max(0, -(s_ap - s_an) + margin)`` with similarities ``s`` (with a distance, ``-d``
     plays the score), i.e. ``torch.nn.MarginRankingLoss`` with ``x1 = s_ap``, ``x2 = s_an``,
@@ -21,14 +20,8 @@ class MarginRankingLoss(MetricLoss):
     """
 
     def __init__(self, margin: float = 0.1, distance=None) -> None:
-        super().__init__(CosineSimilarity() if distance is None else distance)
-        self.margin = float(margin)
+        super().__init__(margin, CosineSimilarity() if distance is None else distance)
 
-    def compute(self, embeddings, labels, indices_tuple) -> torch.Tensor:
-        a, p, n = to_triplets(indices_tuple, labels)
-        if len(a) == 0:
-            return zero_loss(embeddings)
-        mat = self.distance(embeddings)
-        losses = F.relu(self.distance.margin(mat[a, p], mat[a, n]) + self.margin)
-        self._record(losses)
+    def _reduce(self, losses: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """The plain mean over all terms, as ``torch.nn.MarginRankingLoss``."""
         return losses.mean()

@@ -31,4 +31,8 @@ class TripletMarginLoss(MetricLoss):
         mat = self.distance(embeddings)
         losses = F.relu(self.distance.margin(mat[a, p], mat[a, n]) + self.margin)
         self._record(losses)
+        return self._reduce(losses, embeddings)
+
+    def _reduce(self, losses: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """PML's default: the mean over the non-zero (active) terms."""
         return mean_nonzero(losses, embeddings)
