@@ -35,7 +35,9 @@ FORMAT_VERSION = 1
 PACKAGE_DIR = Path(__file__).resolve().parent / "trained"
 #: the modules whose ``CHECKPOINTS`` dict lists trainable models
 SPEC_MODULES: tuple[str, ...] = ("mmkit.features.visual_cnn", "mmkit.features.text_encoders",
-                                 "mmkit.features.audio_cnn", "mmkit.encoders.metric")
+                                 "mmkit.features.audio_cnn", "mmkit.encoders.metric",
+                                 "mmkit.encoders.joint", "mmkit.encoders.speech",
+                                 "mmkit.encoders.hf_clip")
 
 
 @dataclass

@@ -22,7 +22,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                          "(--dataset NAME --root DIR); the generated world is evaluated on "
                          "its test split")
     report = run_demo(n=args.n, seed=args.seed, method=args.method, out=args.out,
-                      progress=not args.json and not args.quiet)
+                      progress=not args.json and not args.quiet, retrain=args.retrain)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -30,7 +30,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"mmkit demo: method={report['method']}  world: {w['n_images']} scenes, "
           f"{w['n_captions']} captions, {w['n_classes']} classes, seed {w['seed']}; "
           f"test split: {w['n_test']} images")
-    print(format_table(report["results"], report["oracle"]))
+    print(format_table(report["results"], report["oracle"], report["ceiling"]))
     print(f"gallery: {report['figure']}   scores: {report['scores']}   ({report['seconds']} s)")
     return 0
 
@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="--method clip: a local CLIP folder or hub name")
     demo.add_argument("--out", default="out/demo",
                       help="folder for the gallery figure and the score matrices")
+    demo.add_argument("--retrain", action="store_true",
+                      help="--method joint: train the models afresh (minutes) instead of "
+                           "loading the committed checkpoints")
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)

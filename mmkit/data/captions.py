@@ -21,6 +21,18 @@ TEMPLATE_WORDS = ("a", "an", "the", "there", "is", "this", "in", "of", "picture"
                   "it", "on", "one", "labelled", "word", "written", "frame", "contains", "look",
                   "closely", "find", "view", "includes", "visible")
 
+#: probability that the main mention keeps each attribute (shape, colour, texture, size, hpos),
+#: before the rejection "at least two kept, and the shape or the colour"
+KEEP_P: tuple[float, ...] = (0.85, 0.85, 0.6, 0.35, 0.25)
+#: probability of a second object (and relation) when the scene has more than one object
+P_SECOND = 0.45
+#: probability that the second object's colour is said (its shape always is)
+P_SECOND_COLOUR = 0.6
+#: probability that the style is said
+P_STYLE = 0.25
+#: probability that the sign's word is said, when the scene has a sign (never otherwise)
+P_WORD = 0.7
+
 _TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
@@ -72,9 +84,8 @@ def noun_phrase(rng: np.random.Generator, attrs: tuple[int, ...]) -> str:
 def _choose_main_attrs(rng: np.random.Generator, full: tuple[int, ...]) -> tuple[int, ...]:
     """Keep a random, partial subset of the main object's attributes (at least two, and
     always the shape or the colour)."""
-    keep_p = (0.85, 0.85, 0.6, 0.35, 0.25)
     while True:
-        keep = [rng.random() < p for p in keep_p]
+        keep = [rng.random() < p for p in KEEP_P]
         if sum(keep) >= 2 and (keep[0] or keep[1]):
             return tuple(v if k else -1 for v, k in zip(full, keep))
 
@@ -100,13 +111,13 @@ def make_caption(rng: np.random.Generator, objects: np.ndarray, xy: np.ndarray, 
     main = _choose_main_attrs(rng, tuple(int(v) for v in objects[0]))
     second = (-1,) * 5
     relation = -1
-    if n_objects > 1 and rng.random() < 0.45:
+    if n_objects > 1 and rng.random() < P_SECOND:
         j = 1 + int(rng.integers(n_objects - 1))
         o = objects[j]
-        second = (int(o[0]), int(o[1]) if rng.random() < 0.6 else -1, -1, -1, -1)
+        second = (int(o[0]), int(o[1]) if rng.random() < P_SECOND_COLOUR else -1, -1, -1, -1)
         relation = relation_between(xy[0], xy[j])
-    style_m = style if rng.random() < 0.25 else -1
-    word_m = word if (word >= 0 and rng.random() < 0.7) else -1
+    style_m = style if rng.random() < P_STYLE else -1
+    word_m = word if (word >= 0 and rng.random() < P_WORD) else -1
     struct = CaptionStruct(main, second, relation, style_m, word_m)
     return render_caption(rng, struct), struct
 

@@ -112,7 +112,8 @@ DIRECTIONS: dict[str, Direction] = _table(
 )
 
 #: the directions of the demo and the README's world card, in table order
-DEMO_DIRECTIONS: tuple[str, ...] = ("text->image", "image->text", "image->image", "audio->image")
+DEMO_DIRECTIONS: tuple[str, ...] = ("text->image", "image->text", "image->image", "audio->image",
+                                     "speech->image")
 
 
 def get_direction(direction: str | Direction) -> Direction:

@@ -1,7 +1,8 @@
 """End-to-end retrieval methods and their evaluation on the world and on real datasets.
 
 ``get_method(name)`` builds a registered method; the demo picks the best one by default.
-``baseline``: handcrafted features + CCA (fits on the train split); ``clip``: a pretrained CLIP
+``joint``: the kit's learned joint embedding (committed checkpoints; every direction, speech
+included); ``baseline``: handcrafted features + CCA (fits on the train split); ``clip``: a pretrained CLIP
 loaded from a local folder (``model=PATH``), zero-shot.
 """
 from __future__ import annotations
@@ -41,7 +42,14 @@ def _clip(**kwargs) -> RetrievalMethod:
     return ClipMethod(**kwargs)
 
 
+def _joint(**kwargs) -> RetrievalMethod:
+    from mmkit.methods.joint import JointMethod
+
+    return JointMethod(**kwargs)
+
+
 register("baseline", _baseline)
+register("joint", _joint)
 register("clip", _clip)
 
 #: the method the demo uses when none is named (the best the kit has)

@@ -22,6 +22,14 @@ class RetrievalMethod(ABC):
     """
 
     name: str = "method"
+    #: True when :meth:`fit` trains nothing (the model comes trained: committed checkpoints or
+    #: pretrained weights), so the method can embed a folder of images without a world
+    pretrained: bool = False
+    #: True when every modality lands in ONE space (the ``partner`` of :meth:`embed_images`
+    #: is then ignored); False when each pair of modalities has its own space (CCA)
+    joint_space: bool = False
+    #: the image side the method expects (uint8 [N, input_size, input_size, 3])
+    input_size: int = 64
     directions: tuple[str, ...] = ("text->image", "image->text", "image->image", "audio->image")
 
     @abstractmethod
@@ -46,3 +54,9 @@ class RetrievalMethod(ABC):
         from mmkit.errors import InputError
 
         raise InputError(f"method {self.name!r} does not embed speech")
+
+    def embed_world_speech(self, world: World, captions: np.ndarray) -> np.ndarray:
+        """The world's captions ``captions`` spoken (:meth:`World.speech`) and embedded with
+        :meth:`embed_speech`; methods may override it to synthesise in parallel and cache."""
+        return self.embed_speech([world.speech(int(j)) for j in captions],
+                                 world.config.sample_rate)

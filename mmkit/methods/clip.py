@@ -82,7 +82,7 @@ def load_clip(name_or_path: str | Path, device: str = "cpu"):
     return model.to(device).eval(), processor
 
 
-def _features(out) -> "object":
+def feature_tensor(out) -> "object":
     """A tensor from ``get_*_features``: the tensor itself, or the output's pooler_output."""
     import torch
 
@@ -107,6 +107,8 @@ class ClipMethod(RetrievalMethod):
 
     name = "clip"
     directions = ("text->image", "image->text", "image->image")
+    pretrained = True
+    joint_space = True
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 64,
                  device: str | None = None, progress: bool = True) -> None:
@@ -144,7 +146,7 @@ class ClipMethod(RetrievalMethod):
         with torch.no_grad():
             for start in tqdm(range(0, len(items), self.batch_size), desc="clip", leave=False,
                               disable=not self.progress or len(items) <= self.batch_size):
-                feats = _features(encode(items[start:start + self.batch_size])).float()
+                feats = feature_tensor(encode(items[start:start + self.batch_size])).float()
                 out.append(torch.nn.functional.normalize(feats, dim=-1).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1), np.float32)
 

@@ -121,7 +121,7 @@ def _embed(method: RetrievalMethod, world: World, modality: str, ids: np.ndarray
     if modality == "audio":
         return method.embed_audio(world.audio[ids], world.config.sample_rate)
     if modality == "speech":
-        return method.embed_speech([world.speech(int(j)) for j in ids], world.config.sample_rate)
+        return method.embed_world_speech(world, ids)
     raise InputError(f"unknown modality {modality!r}")
 
 
@@ -189,7 +189,9 @@ def _default_directions(method: RetrievalMethod) -> list[str]:
 
 def oracle_results(world: World, images: np.ndarray,
                    directions: Iterable[str] = DEMO_DIRECTIONS) -> dict[str, dict[str, float]]:
-    """A system that ranks by the world's true relevance, ties broken at random.
+    """The relevance oracle: a system that ranks by the world's graded relevance, ties broken
+    at random. It is NOT a ceiling for R@K: among the images that fit a caption fully it
+    cannot tell which one the caption was written from (:func:`ceiling_results` can).
 
     R@K is the exact expectation over tie orders; mAP and NDCG@10 are 1 by construction for
     this ranking, so they are computed (not assumed) from the relevance itself. Excluded
@@ -208,3 +210,37 @@ def oracle_results(world: World, images: np.ndarray,
         res["NDCG@10"] = float(ndcg_at_k(scores, rel, 10).mean())
         out[d.name] = res
     return out
+
+
+def ceiling_results(world: World, images: np.ndarray,
+                    directions: Iterable[str] = DEMO_DIRECTIONS,
+                    oracle: dict[str, dict[str, float]] | None = None
+                    ) -> dict[str, dict[str, float]]:
+    """The best any system can score, per direction and metric.
+
+    R@K is the Bayes-optimal ranking's expected hit rate
+    (:func:`mmkit.data.ceiling.ceiling_hit_rates`: rank by the generator's likelihood of what
+    the query says, as an observer of the images can compute it). mAP and NDCG@10 count the
+    graded relevance itself, which the relevance oracle ranks perfectly, so their ceiling is
+    the oracle's (``oracle``, computed when not given).
+    """
+    from mmkit.data.ceiling import ceiling_hit_rates
+
+    directions = list(directions)
+    images = np.asarray(images)
+    oracle = oracle if oracle is not None else oracle_results(world, images, directions)
+    out = {}
+    for name in directions:
+        d = get_direction(name)
+        res = {k: float(v) for k, v in ceiling_hit_rates(world, d, images).items()}
+        res["mAP"], res["NDCG@10"] = oracle[d.name]["mAP"], oracle[d.name]["NDCG@10"]
+        out[d.name] = res
+    return out
+
+
+def fraction_of(results: dict[str, dict[str, float]], reference: dict[str, dict[str, float]]
+                ) -> dict[str, dict[str, float]]:
+    """``results / reference`` per direction and metric (e.g. the fraction of the ceiling);
+    metrics the reference lacks are left out."""
+    return {d: {m: (v / reference[d][m] if reference[d][m] else float("nan"))
+                for m, v in row.items() if m in reference[d]} for d, row in results.items()}
