@@ -136,12 +136,12 @@ def run_demo(n: int = DEMO_N, seed: int = 0, method: str = DEFAULT_METHOD,
     from mmkit.viz import gallery, save_figure
 
     t0 = time.perf_counter()
-    out = check_writable_dir(out)
-    world = World(WorldConfig(n=n, seed=seed), progress=progress)
-    check_demo_world(world)
     if retrain and method != "joint":
         raise InputError(f"--retrain applies to the learned method (joint); {method!r} loads no "
                          "checkpoint")
+    out = check_writable_dir(out)
+    world = World(WorldConfig(n=n, seed=seed), progress=progress)
+    check_demo_world(world)
     model = get_method(method, progress=progress, **({"retrain": True} if retrain else {}))
     stages = iter(["render images and sounds", f"fit {method}", "evaluate",
                    "oracle and ceiling", "gallery figure"])

@@ -109,6 +109,8 @@ BAD_INPUT = [
     pytest.param("demo", ["--seed", "-1", "--out", "d"], ["--seed", "-1"], id="demo-seed-neg"),
     pytest.param("demo", ["--method", "nope", "--out", "d"], ["--method", "'nope'"],
                  id="demo-method-unknown"),
+    pytest.param("demo", ["--method", "baseline", "--retrain", "--out", "d"],
+                 ["--retrain", "joint", "'baseline'"], id="demo-retrain-baseline"),
     pytest.param("demo", ["--n", "12", "--out", "/proc/x/y"], ["--out", "/proc/x/y"],
                  id="demo-out-unwritable"),
     pytest.param("demo", ["--n", "12", "--out", "afile"], ["--out", "afile", "not a folder"],

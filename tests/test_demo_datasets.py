@@ -48,7 +48,7 @@ def export(tmp_path_factory):
 
 
 def test_world_export_gives_the_worlds_hit_rates(export, tmp_path):
-    report = run_dataset_demo("world", export, out=tmp_path / "o", progress=False)
+    report = run_dataset_demo("world", export, method="baseline", out=tmp_path / "o", progress=False)
     world = World(n=150, seed=0)
     method = get_method("baseline", progress=False).fit(world, world.indices("train"))
     results, runs = evaluate(method, world, world.indices("test"))

@@ -108,8 +108,9 @@ def readme_table() -> dict[str, dict[str, tuple[float, float, float]]]:
     for line in text[head.end():].splitlines()[2:]:
         if not line.startswith("|"):
             break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        values = [re.fullmatch(r"([\d.]+) \(([\d.]+) \| ([\d.]+)\)", c) for c in cells[1:]]
+        # cells are split at unescaped pipes; a cell reads "value (oracle \\| ceiling)"
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        values = [re.fullmatch(r"([\d.]+) \(([\d.]+) \\\| ([\d.]+)\)", c) for c in cells[1:]]
         assert all(values), f"README: cannot read the row {line!r}"
         table[cells[0]] = {m: (float(v.group(1)), float(v.group(2)), float(v.group(3)))
                            for m, v in zip(metrics, values)}

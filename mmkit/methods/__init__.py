@@ -53,6 +53,6 @@ register("joint", _joint)
 register("clip", _clip)
 
 #: the method the demo uses when none is named (the best the kit has)
-DEFAULT_METHOD = "baseline"
+DEFAULT_METHOD = "joint"
 
 __all__ = ["RetrievalMethod", "get_method", "register", "available_methods", "DEFAULT_METHOD"]
