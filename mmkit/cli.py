@@ -1,4 +1,4 @@
-"""The ``mmkit`` command: ``demo``, ``world``, ``train`` and ``eval``.
+"""The ``mmkit`` command: ``demo``, ``world``, ``train``, ``index build``, ``search`` and ``eval``.
 
 Errors in what the user typed or supplied end in one line on stderr and exit status 2.
 """
@@ -173,9 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_cmd_train)
 
+    from mmkit.scale.cli import add_parsers as add_scale_parsers
+
+    scale_commands = add_scale_parsers(sub)   # "index" (build) and "search"
+
     ev = sub.add_parser("eval", help="trec_eval-style evaluation of a run file", add_help=False)
     ev.set_defaults(func=None)
-    parser.commands = {"demo": demo, "world": world, "train": train, "eval": ev}  # type: ignore[attr-defined]
+    parser.commands = {"demo": demo, "world": world, "train": train,  # type: ignore[attr-defined]
+                       **scale_commands, "eval": ev}
     return parser
 
 
