@@ -22,3 +22,16 @@ def clean_world():
     from mmkit.data import World
 
     return World(n=60, seed=5, noise=0.0, max_objects=1, sign_prob=0.0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: threads only add overhead on a shared 2-core machine (use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+

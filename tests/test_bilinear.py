@@ -11,13 +11,7 @@ from mmkit.encoders.bilinear import (CompactBilinearPooling, count_sketch,
 from mmkit.errors import InputError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add overhead on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def inputs(seed: int, b: int = 4, da: int = 3, db: int = 5, dtype=torch.float64):

@@ -17,12 +17,7 @@ TINY = {"dim": 32, "width": 8, "hidden": 32, "word_dim": 16, "batch_size": 32, "
         "world": {"n": 160, "seed": 77}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,7 @@ IDS = {"distinct": None,
        "shuffled_dups": torch.tensor([7, 3, 7, 1, 3, 9, 9, 9, 2, 4])}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add overhead on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pair_batch(seed: int, b: int = 10, d: int = 6, dtype=torch.float64):

@@ -34,3 +34,15 @@ def close(answer: float, expected: float, tol: float = 1e-6) -> bool:
         return abs(float(answer) - float(expected)) <= tol
     except (TypeError, ValueError):
         return False
+
+
+def number(answer) -> float | None:
+    """``answer`` as a finite float, or None when it is not a number (a checker then says so)."""
+    import math
+
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+

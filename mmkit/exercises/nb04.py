@@ -4,15 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from mmkit.errors import InputError
-from mmkit.exercises import Feedback, close, not_answered
-
-
-def _number(answer) -> float | None:
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return None
-    return value if np.isfinite(value) else None
+from mmkit.exercises import Feedback, close, not_answered, number
 
 
 def _square(sim) -> np.ndarray:
@@ -46,7 +38,7 @@ def check_infonce(sim, temperature: float, answer: float | None) -> Feedback:
     ``temperature``, by hand (numpy), to 1e-4."""
     if answer is None:
         return not_answered()
-    value = _number(answer)
+    value = number(answer)
     if value is None:
         return Feedback(False, f"answer with a number (a float), got {answer!r}")
     expected = infonce_value(sim, temperature)
@@ -76,7 +68,7 @@ def check_fraction_of_ceiling(value: float, ceiling: float, answer: float | None
     reference."""
     if answer is None:
         return not_answered()
-    got = _number(answer)
+    got = number(answer)
     if got is None:
         return Feedback(False, f"answer with a number (a fraction between 0 and 1), got "
                                f"{answer!r}")
@@ -138,7 +130,7 @@ def check_modality_gap(image_emb, text_emb, answer: float | None) -> Feedback:
     image embeddings and that of the text embeddings, to 1e-3."""
     if answer is None:
         return not_answered()
-    got = _number(answer)
+    got = number(answer)
     if got is None:
         return Feedback(False, f"answer with a number (a float), got {answer!r}")
     expected = modality_gap(image_emb, text_emb)

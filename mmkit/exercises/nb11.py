@@ -8,16 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmkit.exercises import Feedback, close, not_answered
+from mmkit.exercises import Feedback, close, not_answered, number
 from mmkit.metrics import hit_rate_at_k
-
-
-def _number(answer) -> float | None:
-    try:
-        value = float(answer)
-    except (TypeError, ValueError):
-        return None
-    return value if np.isfinite(value) else None
 
 
 def repeated_gallery_r1(scores: np.ndarray, positives: np.ndarray, copies: int = 5) -> float:
@@ -57,7 +49,7 @@ def check_first_caption_only(run_image_text, answer: float | None) -> Feedback:
     captions per image, in image order)."""
     if answer is None:
         return not_answered()
-    value = _number(answer)
+    value = number(answer)
     if value is None:
         return Feedback(False, f"answer with a number between 0 and 1, got {answer!r}")
     first = np.arange(run_image_text.scores.shape[1]) % 5 == 0
@@ -79,7 +71,7 @@ def check_repeated_gallery(run_text_image, answer: float | None) -> Feedback:
     copy paired with the caption counts (see :func:`repeated_gallery_r1`)."""
     if answer is None:
         return not_answered()
-    value = _number(answer)
+    value = number(answer)
     if value is None:
         return Feedback(False, f"answer with a number between 0 and 1, got {answer!r}")
     expected = repeated_gallery_r1(run_text_image.scores, run_text_image.positives)
@@ -96,7 +88,7 @@ def check_fold_mean(run_text_image, answer: float | None, n_folds: int = 5) -> F
     test images (each fold's captions against that fold's images only)."""
     if answer is None:
         return not_answered()
-    value = _number(answer)
+    value = number(answer)
     if value is None:
         return Feedback(False, f"answer with a number between 0 and 1, got {answer!r}")
     owner = run_text_image.positives.argmax(1)
