@@ -11,6 +11,11 @@ R@K as a fraction of the Bayes ceiling (:func:`mmkit.methods.evaluate.ceiling_re
         # R@1 against training-set size: trains the recipe budget's InfoNCE model on fresh
         # worlds of each size (same steps) and writes benchmarks/results/joint_data_size.json
 
+    .venv/bin/python benchmarks/bench_joint.py --frozen-vs-finetuned
+        # the main model's config with the image tower's conv stages frozen (twice the
+        # steps) and fine-tuned (the same steps as the old frozen main model), one torch
+        # thread each; writes benchmarks/results/joint_frozen_vs_finetuned.json
+
 Retraining a committed checkpoint and comparing it with its manifest is
 ``benchmarks/bench_checkpoints.py joint_world joint_speech``.
 """
@@ -96,10 +101,44 @@ def sizes(ns: list[int]) -> int:
     return 0
 
 
+#: the two runs of ``--frozen-vs-finetuned`` (changes to BASE_CONFIG; 136 steps = 1 epoch)
+FREEZE_RUNS: dict[str, dict] = {
+    "frozen, 2,800 steps": {"max_steps": 2800, "epochs": 30, "eval_every": 400},
+    "fine-tuned, 1,360 steps": {"image_frozen": False, "max_steps": 1400, "eval_every": 200},
+}
+
+
+def frozen_vs_finetuned() -> int:
+    """Is it the steps or the frozen conv stages? Both runs: BASE_CONFIG (20,000 fresh
+    scenes of seed 2001, InfoNCE), one torch thread."""
+    import torch
+
+    from mmkit._io import atomic_write_text
+    from mmkit.encoders.joint import BASE_CONFIG, train_joint
+
+    torch.set_num_threads(1)
+    out = {"note": "BASE_CONFIG with the changes below, one torch thread; protocol test split",
+           "results": []}
+    for label, changes in FREEZE_RUNS.items():
+        t0 = time.perf_counter()
+        trained = train_joint({**BASE_CONFIG, **changes}, progress=True)
+        row = {"run": label, "changes": changes, "wall_seconds": round(time.perf_counter() - t0, 1),
+               **trained.metrics, "history": trained.data["history"]}
+        out["results"].append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_text(RESULTS / "joint_frozen_vs_finetuned.json", json.dumps(out, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", help="training-set sizes to sweep")
+    parser.add_argument("--frozen-vs-finetuned", action="store_true",
+                        help="the conv stages frozen (more steps) against fine-tuned")
     args = parser.parse_args(argv)
+    if args.frozen_vs_finetuned:
+        return frozen_vs_finetuned()
     return sizes(args.sizes) if args.sizes else quality()
 
 

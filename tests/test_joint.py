@@ -87,6 +87,28 @@ def test_frozen_sound_backbone_is_not_trained(tiny_trained):
     assert all(torch.equal(a[k], b[k]) for k in a)      # no init, frozen: still the same
 
 
+@pytest.mark.parametrize("frozen", [True, False])
+def test_image_frozen_decides_whether_the_conv_stages_train(frozen):
+    """``image_frozen`` (the recipes) keeps the CNN's conv stages and their batch-norm
+    statistics exactly as initialised; ``False`` (the demo's ``joint_world``) fine-tunes
+    them. The trainable top (ViT block, projection) trains either way."""
+    config = {**J.BASE_CONFIG, **TINY, "epochs": 1, "image_frozen": frozen}
+    torch.manual_seed(0)                        # train_joint's seed: the same initial weights
+    before = J.build_joint(config).image.state_dict()
+    after = J.train_joint(config, progress=False).model.image.state_dict()
+    conv = [k for k in before if k.startswith(("stage1.", "stage2.", "stage3."))]
+    top = [k for k in before if k.startswith(("vit.", "proj."))]
+    assert conv and top
+    assert all(torch.equal(before[k], after[k]) for k in conv) == frozen
+    assert not all(torch.equal(before[k], after[k]) for k in top)
+
+
+def test_the_demo_model_fine_tunes_its_conv_stages_and_the_recipes_do_not():
+    assert ck.get_spec("joint_world").config["image_frozen"] is False
+    assert all(ck.get_spec(n).config["image_frozen"] is True
+               for n in ("joint_vse", "joint_vsepp", "joint_clip"))
+
+
 def test_bad_image_input_is_one_line(tiny_trained):
     with pytest.raises(InputError, match="embed_images expects"):
         tiny_trained.model.embed_images(np.zeros((4, 8, 8), np.uint8))

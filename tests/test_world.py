@@ -40,6 +40,22 @@ def test_item_does_not_depend_on_what_else_was_generated():
     assert not np.array_equal(big.images[7], big.images[8])
 
 
+def test_parallel_render_is_byte_identical_to_serial(monkeypatch):
+    """Large worlds render in forked workers, chunk by chunk: the arrays are exactly the
+    serial render's (chunks of 7 scenes over 2 workers; the last chunk is short)."""
+    import mmkit.data.world as W
+
+    monkeypatch.setattr(W, "PARALLEL_MIN_SCENES", 1)
+    monkeypatch.setattr(W, "RENDER_CHUNK", 7)
+    monkeypatch.setattr(W, "_render_workers", lambda n: 2)
+    par = World(n=30, seed=5)
+    images, audio = par.images, par.audio
+    assert images.shape == (30, 64, 64, 3) and images.dtype == np.uint8
+    assert np.array_equal(images, np.stack([par.render(i) for i in range(30)]))
+    assert np.array_equal(audio, np.stack([par.sound(i) for i in range(30)]))
+    assert W._FORKED is None   # the forked-worker handle does not keep the world alive
+
+
 @pytest.mark.parametrize("kwargs, field", [
     ({"n": 0}, "n must be a positive"), ({"n": -5}, "n must be a positive"),
     ({"image_size": 8}, "image_size"), ({"max_objects": 4}, "max_objects"),

@@ -41,6 +41,31 @@ _S_LABELS, _S_SPLIT, _S_SCENE, _S_CAPTION, _S_PIXELS, _S_AUDIO, _S_UNSEEN = rang
 SPLITS = ("train", "val", "test", "unseen")
 #: the world's scenes from which progress bars are shown while rendering (``progress=None``)
 PROGRESS_MIN_SCENES = 3000
+#: worlds of at least this many scenes render images and sounds in forked worker processes
+#: (one per usable core); the arrays are byte-identical to a serial render
+PARALLEL_MIN_SCENES = 4000
+#: scenes per worker task
+RENDER_CHUNK = 500
+_FORKED: "World | None" = None
+
+
+def _render_workers(n: int) -> int:
+    import multiprocessing as mp
+    import os
+
+    if n < PARALLEL_MIN_SCENES or "fork" not in mp.get_all_start_methods():
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, math.ceil(n / RENDER_CHUNK)))
+
+
+def _render_chunk(task: tuple[str, int, int]) -> np.ndarray:
+    method, a, b = task
+    render = getattr(_FORKED, method)
+    return np.stack([render(i) for i in range(a, b)])
 
 
 @dataclass(frozen=True)
@@ -320,26 +345,47 @@ class World:
 
     @cached_property
     def images(self) -> np.ndarray:
-        """All images, uint8 [N, H, W, 3] (rendered on first access)."""
-        from tqdm.auto import tqdm
-
+        """All images, uint8 [N, H, W, 3] (rendered on first access; in parallel worker
+        processes from :data:`PARALLEL_MIN_SCENES` scenes, with identical pixels)."""
         s = self.config.image_size
-        out = np.empty((self.config.n, s, s, 3), np.uint8)
-        for i in tqdm(range(self.config.n), desc="render images", leave=False,
-                      disable=not self._show_progress()):
-            out[i] = self.render(i)
-        return out
+        return self._render_all("render", (s, s, 3), np.uint8, "render images")
 
     @cached_property
     def audio(self) -> np.ndarray:
-        """All sound clips, float32 [N, T] (synthesised on first access)."""
+        """All sound clips, float32 [N, T] (synthesised on first access; in parallel worker
+        processes from :data:`PARALLEL_MIN_SCENES` scenes, with identical samples)."""
+        t = int(round(self.config.sample_rate * self.config.audio_seconds))
+        return self._render_all("sound", (t,), np.float32, "synthesise sounds")
+
+    def _render_all(self, method: str, shape: tuple[int, ...], dtype: type, desc: str
+                    ) -> np.ndarray:
+        """``getattr(self, method)(i)`` for every scene, stacked: [N, *shape]. Every item has its
+        own seeded generator, so chunks rendered in forked workers give the same bytes."""
         from tqdm.auto import tqdm
 
-        t = int(round(self.config.sample_rate * self.config.audio_seconds))
-        out = np.empty((self.config.n, t), np.float32)
-        for i in tqdm(range(self.config.n), desc="synthesise sounds", leave=False,
-                      disable=not self._show_progress()):
-            out[i] = self.sound(i)
+        n = self.config.n
+        out = np.empty((n,) + shape, dtype)
+        bar = tqdm(total=n, desc=desc, leave=False, disable=not self._show_progress())
+        workers = _render_workers(n)
+        if workers == 1:
+            for i in range(n):
+                out[i] = getattr(self, method)(i)
+                bar.update(1)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            global _FORKED
+            _FORKED = self   # forked children inherit it: nothing is pickled but the indices
+            chunks = [(method, a, min(n, a + RENDER_CHUNK)) for a in range(0, n, RENDER_CHUNK)]
+            try:
+                with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+                    for (_, a, b), part in zip(chunks, pool.map(_render_chunk, chunks)):
+                        out[a:b] = part
+                        bar.update(b - a)
+            finally:
+                _FORKED = None
+        bar.close()
         return out
 
     def speaker_of(self, j: int) -> int:

@@ -210,13 +210,13 @@ def protocol_speech_results(joint, tower: SpeechTower) -> dict[str, float]:
 SPEECH_CONFIG: dict[str, Any] = {
     "dim": 256, "channels": [16, 32, 64], "cnn_dim": 128, "dropout": 0.1, "joint": "joint_world",
     "init": "audio_cnn_speech", "captions_per_image": 2, "temperature": 0.07,
-    "text_weight": 1.0, "lr": 2e-3, "weight_decay": 0.01, "batch_size": 96, "epochs": 5,
+    "text_weight": 1.0, "lr": 2e-3, "weight_decay": 0.01, "batch_size": 96, "epochs": 12,
     "seed": 0, "evaluate": True, "world": {"n": 3000, "seed": 2101}}
 
 CHECKPOINTS: dict[str, CheckpointSpec] = {
     "joint_speech": CheckpointSpec(
         name="joint_speech", build=build_speech_tower, train=train_speech,
         config=SPEECH_CONFIG, description="spoken captions into the joint_world space "
-                                         "(DAVEnet-style log-mel CNN + head)", seconds=600,
+                                         "(DAVEnet-style log-mel CNN + head)", seconds=1200,
         threads=1),
 }
