@@ -40,6 +40,14 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS has one), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
 def pick_device(prefer: str | None = None) -> str:
     """``"cuda"`` when a GPU is usable (or ``prefer`` names one that is), else ``"cpu"``."""
     import torch

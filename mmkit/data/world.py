@@ -51,15 +51,12 @@ _FORKED: "World | None" = None
 
 def _render_workers(n: int) -> int:
     import multiprocessing as mp
-    import os
+
+    from mmkit._setup import usable_cores
 
     if n < PARALLEL_MIN_SCENES or "fork" not in mp.get_all_start_methods():
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, math.ceil(n / RENDER_CHUNK)))
+    return max(1, min(usable_cores(), math.ceil(n / RENDER_CHUNK)))
 
 
 def _render_chunk(task: tuple[str, int, int]) -> np.ndarray:

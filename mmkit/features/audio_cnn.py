@@ -26,7 +26,6 @@ configuration.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -195,12 +194,11 @@ def _speak_chunk(args: tuple[list[str], list[int], int, dict]) -> list[np.ndarra
 
 
 def _workers(workers: int | None) -> int:
+    from mmkit._setup import usable_cores
+
     if workers is not None:
         return max(1, int(workers))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def synthesise_log_mels(texts: Sequence[str], speakers: Sequence[int], sr: int = 16000,
