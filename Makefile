@@ -25,8 +25,9 @@ demo: install
 test: install
 	$(PY) -m pytest tests notebooks --nbval-lax -q
 
+# the unit tests without those marked slow or subprocess (pyproject.toml lists the markers)
 test-fast: install
-	$(PY) -m pytest tests -q -x
+	$(PY) -m pytest tests -q -x -m "not slow and not subprocess"
 
 notebooks: install   ## re-run every notebook in place (commit the outputs)
 	for nb in notebooks/*.ipynb; do \

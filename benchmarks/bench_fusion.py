@@ -25,13 +25,13 @@ STEP = 0.02
 
 
 def main() -> None:
-    from mmkit.data.world import World, WorldConfig
     from mmkit.fusion import graph as G
     from mmkit.fusion import protocol as P
     from mmkit.fusion import scores as S
+    from mmkit.scoring import eval_world
 
     t0 = time.perf_counter()
-    world = World(WorldConfig(n=2500, seed=0))
+    world = eval_world()
     method = P.LazyMethod(P.pick_method(), world)
     test = P.embed_scenes(world, world.indices("test"), method)
     val = P.embed_scenes(world, world.indices("val"), method)

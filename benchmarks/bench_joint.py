@@ -31,11 +31,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def quality() -> int:
-    from mmkit.data.world import World, WorldConfig
     from mmkit.methods import get_method
-    from mmkit.methods.evaluate import ceiling_results, evaluate, fraction_of, oracle_results
+    from mmkit.methods.evaluate import evaluate
+    from mmkit.scoring import EVAL_WORLD, ceiling_results, eval_world, fraction_of, oracle_results
 
-    world = World(WorldConfig(n=2500, seed=0))
+    world = eval_world()
     test = world.indices("test")
     t0 = time.perf_counter()
     joint = get_method("joint", progress=False).fit(world, test)
@@ -47,7 +47,7 @@ def quality() -> int:
     oracle = oracle_results(world, test, directions)
     ceiling = ceiling_results(world, test, directions, oracle)
     frac = fraction_of(learned, ceiling)
-    print(f"protocol: n=2500 seed 0, test split {len(test)} images, {len(test) * 5} captions; "
+    print(f"protocol: n={EVAL_WORLD['n']} seed {EVAL_WORLD['seed']}, test split {len(test)} images, {len(test) * 5} captions; "
           f"joint evaluated in {t_joint:.0f} s")
     print("\n| direction | method | R@1 | R@5 | R@10 | mAP | NDCG@10 | R@1 / ceiling | "
           "R@10 / ceiling |")
@@ -76,7 +76,7 @@ def quality() -> int:
 
 
 def sizes(ns: list[int]) -> int:
-    from mmkit.encoders.joint import BASE_CONFIG, RECIPE_BUDGET, train_joint
+    from mmkit.encoders.joint_training import BASE_CONFIG, RECIPE_BUDGET, train_joint
 
     out = {"sizes": ns, "budget": {k: v for k, v in RECIPE_BUDGET.items() if k != "world"},
            "note": "InfoNCE, the recipe budget's steps (epochs of the 10,000-scene world), "
@@ -114,7 +114,7 @@ def frozen_vs_finetuned() -> int:
     import torch
 
     from mmkit._io import atomic_write_text
-    from mmkit.encoders.joint import BASE_CONFIG, train_joint
+    from mmkit.encoders.joint_training import BASE_CONFIG, train_joint
 
     torch.set_num_threads(1)
     out = {"note": "BASE_CONFIG with the changes below, one torch thread; protocol test split",

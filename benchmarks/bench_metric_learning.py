@@ -44,12 +44,12 @@ def main() -> int:
     from sklearn.decomposition import PCA
 
     from mmkit import checkpoints
-    from mmkit.data import World
     from mmkit.encoders import metric as M
     from mmkit.features.visual import handcrafted_visual
     from mmkit.features.visual_cnn import embed_images
+    from mmkit.scoring import eval_world
 
-    world = World(n=2500, seed=0, progress=False)
+    world = eval_world()
     ui = world.indices("unseen")
     images, y = world.images[ui], world.labels[ui]
     cnn, _ = checkpoints.load("metric_world_cnn", progress=False)

@@ -15,6 +15,7 @@ that module's ``CHECKPOINTS`` dict; :data:`SPEC_MODULES` names those modules. Th
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import importlib
 import json
@@ -27,17 +28,22 @@ from pathlib import Path
 from typing import Any
 
 from mmkit._io import atomic_write_bytes, atomic_write_text
+from mmkit._setup import project_root, seed_everything
+from mmkit._version import __version__
 from mmkit.errors import InputError
+from mmkit.training import torch_threads
 
 FORMAT = "mmkit.checkpoint"
 FORMAT_VERSION = 1
 #: where committed checkpoints live (inside the package: they ship with it)
 PACKAGE_DIR = Path(__file__).resolve().parent / "trained"
 #: the modules whose ``CHECKPOINTS`` dict lists trainable models
-SPEC_MODULES: tuple[str, ...] = ("mmkit.features.visual_cnn", "mmkit.features.text_encoders",
-                                 "mmkit.features.audio_cnn", "mmkit.encoders.metric",
-                                 "mmkit.encoders.joint", "mmkit.encoders.speech",
-                                 "mmkit.encoders.hf_clip")
+SPEC_MODULES: tuple[str, ...] = ("mmkit.features.visual_cnn", "mmkit.features.word2vec",
+                                 "mmkit.features.sentence_encoders",
+                                 "mmkit.features.audio_cnn", "mmkit.encoders.metric_learning",
+                                 "mmkit.encoders.joint_training",
+                                 "mmkit.encoders.speech_training",
+                                 "mmkit.encoders.clip.training")
 
 
 @dataclass
@@ -63,7 +69,8 @@ class CheckpointSpec:
             mismatch.
         description: one line for ``mmkit train --list``.
         seconds: rough training time on 2 cores, for the retraining message.
-        threads: torch threads to train with (``None``: leave as is). Float sums run in an
+        threads: torch threads to train with (``None``: leave as is; set and restored by
+            :func:`mmkit.training.torch_threads`). Float sums run in an
             order that depends on the thread count, so a fixed count makes retraining give
             byte-identical weights on the same machine and library versions.
     """
@@ -108,13 +115,47 @@ def get_spec(name: str) -> CheckpointSpec:
 
 def user_dir() -> Path:
     """Where retrained checkpoints go: ``$MMKIT_DATA/checkpoints`` or ``data/checkpoints``."""
-    from mmkit._setup import project_root
-
     return Path(os.environ.get("MMKIT_DATA", project_root() / "data")) / "checkpoints"
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 (hex) of a file's bytes, read in chunks of ``chunk_size`` bytes (a model of
+    several GB never sits in memory twice)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+#: the files of a Hugging Face model folder that decide its outputs: weights (safetensors,
+#: PyTorch pickles, shard indexes), configs, tokenizer and processor files
+MODEL_FILE_PATTERNS: tuple[str, ...] = ("*.safetensors", "*.bin", "*.json", "*.txt", "*.model")
+
+
+def folder_sha256(folder: str | Path, patterns: tuple[str, ...] = MODEL_FILE_PATTERNS) -> str:
+    """SHA-256 (hex) over the files of ``folder`` (not its sub-folders) whose names match
+    ``patterns``: each file's name and :func:`file_sha256`, in name order, so that changing,
+    adding, removing or renaming any of them gives another value.
+
+    Raises:
+        InputError: ``folder`` is not a folder, or no file in it matches (no weights there).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a model folder")
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and any(fnmatch.fnmatch(p.name, pat) for pat in patterns))
+    if not any(p.suffix in (".safetensors", ".bin") for p in files):
+        raise InputError(f"{folder}: no weight file (model.safetensors or pytorch_model.bin)")
+    h = hashlib.sha256()
+    for p in files:
+        h.update(f"{p.name}\0{file_sha256(p)}\n".encode())
+    return h.hexdigest()
 
 
 def save(trained: Trained, spec: CheckpointSpec, config: dict, folder: str | Path,
@@ -143,8 +184,6 @@ def save(trained: Trained, spec: CheckpointSpec, config: dict, folder: str | Pat
 
 
 def _version() -> str:
-    from mmkit import __version__
-
     return __version__
 
 
@@ -152,14 +191,10 @@ class CheckpointProblem(Exception):
     """Why a checkpoint on disk cannot be used (one line)."""
 
 
-def read(spec: CheckpointSpec, folder: str | Path, config: dict | None = None):
-    """Build the model of ``spec`` and load its checkpoint from ``folder``.
-
-    Returns ``(model, manifest)``; raises :class:`CheckpointProblem` with a one-line reason
-    (missing, corrupt, sha256 mismatch, other config, other tensors).
-    """
-    from safetensors.torch import load as st_load
-
+def _checked(spec: CheckpointSpec, folder: str | Path, want: dict) -> tuple[dict, bytes]:
+    """(manifest, weight bytes) of the checkpoint of ``spec`` in ``folder`` whose manifest is
+    an mmkit manifest of ``spec.name`` with config ``want`` and whose weights have the
+    manifest's sha256; :class:`CheckpointProblem` otherwise."""
     folder = Path(folder)
     weights, meta = folder / f"{spec.name}.safetensors", folder / f"{spec.name}.json"
     if not weights.is_file() or not meta.is_file():
@@ -175,7 +210,6 @@ def read(spec: CheckpointSpec, folder: str | Path, config: dict | None = None):
                                 f"version {FORMAT_VERSION}")
     if manifest.get("name") != spec.name:
         raise CheckpointProblem(f"{meta.name} describes {manifest.get('name')!r}")
-    want = spec.config if config is None else config
     if manifest.get("config") != want:
         diff = sorted(k for k in set(want) | set(manifest.get("config") or {})
                       if (manifest.get("config") or {}).get(k) != want.get(k))
@@ -185,6 +219,21 @@ def read(spec: CheckpointSpec, folder: str | Path, config: dict | None = None):
     if _sha256(blob) != manifest.get("sha256"):
         raise CheckpointProblem(f"{weights.name} does not match the sha256 in its manifest "
                                 "(corrupt or replaced)")
+    return manifest, blob
+
+
+def read(spec: CheckpointSpec, folder: str | Path, config: dict | None = None):
+    """Build the model of ``spec`` and load its checkpoint from ``folder``.
+
+    Returns ``(model, manifest)``: ``manifest["sha256"]`` is the sha256 of the weight bytes
+    actually loaded (checked before loading). Raises :class:`CheckpointProblem` with a
+    one-line reason (missing, corrupt, sha256 mismatch, other config, other tensors).
+    """
+    from safetensors.torch import load as st_load
+
+    want = spec.config if config is None else config
+    manifest, blob = _checked(spec, folder, want)
+    weights = Path(folder) / f"{spec.name}.safetensors"
     try:
         state = st_load(blob)
     except Exception as exc:  # safetensors raises several types for a broken file
@@ -202,9 +251,27 @@ def read(spec: CheckpointSpec, folder: str | Path, config: dict | None = None):
     return model, manifest
 
 
-def _shown(folder: Path) -> str:
-    from mmkit._setup import project_root
+def locate(name: str, config: dict | None = None) -> dict | None:
+    """The manifest of the checkpoint that :func:`load` would read for ``name`` now, without
+    building the model, or ``None`` when it would retrain (nothing usable on disk).
 
+    The same order and checks as :func:`load` (the user's ``data/checkpoints/`` first, then
+    the package; format, name, config, the weights' sha256), so ``locate(name)["sha256"]``
+    is the sha256 of the weights a :func:`load` would load: what identifies the model in
+    cache keys before it is loaded (a hit then loads nothing). Only the tensor shapes, which
+    need the model, are left to :func:`load`.
+    """
+    spec = get_spec(name)
+    want = spec.config if config is None else config
+    for folder in (user_dir(), PACKAGE_DIR):
+        try:
+            return _checked(spec, folder, want)[0]
+        except CheckpointProblem:
+            continue
+    return None
+
+
+def _shown(folder: Path) -> str:
     try:
         return folder.resolve().relative_to(project_root().resolve()).as_posix() + "/"
     except ValueError:
@@ -216,10 +283,6 @@ def train_and_save(name: str, folder: str | Path | None = None, progress: bool =
     """Train ``name`` from scratch (``overrides`` replace config entries) and save it into
     ``folder`` (default: the package's ``mmkit/trained/``). Returns (weights path,
     manifest)."""
-    import torch
-
-    from mmkit._setup import seed_everything
-
     spec = get_spec(name)
     unknown = sorted(set(overrides) - set(spec.config))
     if unknown:
@@ -227,15 +290,10 @@ def train_and_save(name: str, folder: str | Path | None = None, progress: bool =
                          f"(known: {', '.join(spec.config)})")
     config = {**spec.config, **overrides}
     seed_everything(seed)
-    threads = torch.get_num_threads()
-    if spec.threads is not None:
-        torch.set_num_threads(spec.threads)
-    try:
+    with torch_threads(spec.threads):
         t0 = time.perf_counter()
         trained = spec.train(config, progress)
         seconds = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(threads)
     path = save(trained, spec, config, PACKAGE_DIR if folder is None else folder, seconds, seed)
     return path, json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
 
@@ -247,7 +305,9 @@ def load(name: str, *, retrain: bool = False, progress: bool = True,
     Looks in ``data/checkpoints/`` (retrained copies) and then in the package; a checkpoint
     that is missing, corrupt or mismatched gives one line on stderr and the model is retrained
     with the package's own code, then saved to ``data/checkpoints/``. ``retrain=True`` skips
-    the checkpoints. Returns ``(model, manifest)``.
+    the checkpoints. Returns ``(model, manifest)``; ``manifest["sha256"]`` is the sha256 of
+    the weights actually loaded (checked against the file's bytes), the value caches of the
+    model's outputs are keyed on (:func:`locate` gives it before loading).
     """
     spec = get_spec(name)
     want = spec.config if config is None else config

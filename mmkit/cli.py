@@ -9,12 +9,20 @@ import json
 import sys
 
 from mmkit._argparse import OneLineParser, float_arg, int_arg, positive_int_arg
+from mmkit._io import check_writable_dir
+from mmkit._version import __version__
+from mmkit.checkpoints import get_spec, specs, train_and_save
+from mmkit.data.export import check_output_dir, export_world
+from mmkit.data.world import World, WorldConfig
+from mmkit.demo import DATASETS, format_table, run_dataset_demo, run_demo
 from mmkit.errors import MMKitError
+from mmkit.methods import DEFAULT_METHOD, available_methods
+from mmkit.metrics.trec import eval_main
+from mmkit.scale.cli import add_parsers as add_scale_parsers
+from mmkit.scoring import EVAL_WORLD
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from mmkit.demo import format_table, run_demo
-
     if args.dataset != "world" or args.root is not None:
         return _cmd_demo_dataset(args)
     if args.model is not None or args.split != "test":
@@ -36,8 +44,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_dataset(args: argparse.Namespace) -> int:
-    from mmkit.demo import format_table, run_dataset_demo
-
     report = run_dataset_demo(args.dataset, args.root, split=args.split, method=args.method,
                               model=args.model, out=args.out,
                               progress=not args.json and not args.quiet)
@@ -61,9 +67,6 @@ def _cmd_demo_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_world(args: argparse.Namespace) -> int:
-    from mmkit.data.export import check_output_dir, export_world
-    from mmkit.data.world import World, WorldConfig
-
     check_output_dir(args.out)  # fail before spending time generating
     world = World(WorldConfig(n=args.n, seed=args.seed, image_size=args.image_size,
                               imbalance=args.imbalance), progress=not args.quiet)
@@ -75,8 +78,6 @@ def _cmd_world(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from mmkit.checkpoints import get_spec, specs, train_and_save
-
     if args.list or not args.name:
         found = specs()
         if not found:
@@ -96,7 +97,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             overrides[key] = text
     if args.out is not None:
-        from mmkit._io import check_writable_dir
 
         check_writable_dir(args.out)
     path, manifest = train_and_save(args.name, args.out, progress=not args.quiet,
@@ -109,25 +109,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(argv: list[str]) -> int:
-    from mmkit.metrics.trec import eval_main
-
     return eval_main(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmkit import __version__
-    from mmkit.demo import DATASETS
-    from mmkit.methods import DEFAULT_METHOD, available_methods
-
     parser = OneLineParser(prog="mmkit", description="Multi-modal image retrieval kit.")
     parser.add_argument("--version", action="version", version=f"mmkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     demo = sub.add_parser("demo", help="retrieval in every direction on the embedded world")
     demo.add_argument("--method", default=DEFAULT_METHOD, choices=available_methods())
-    demo.add_argument("--n", type=positive_int_arg, default=2500,
+    demo.add_argument("--n", type=positive_int_arg, default=EVAL_WORLD["n"],
                       help="scenes in the generated world")
-    demo.add_argument("--seed", type=int_arg(low=0), default=0,
+    demo.add_argument("--seed", type=int_arg(low=0), default=EVAL_WORLD["seed"],
                       help="seed of the generated world")
     demo.add_argument("--dataset", default="world", choices=DATASETS,
                       help="world: the generated world (or, with --root, an exported one); "
@@ -172,8 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override one config entry (JSON value), e.g. --set epochs=2")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_cmd_train)
-
-    from mmkit.scale.cli import add_parsers as add_scale_parsers
 
     scale_commands = add_scale_parsers(sub)   # "index" (build) and "search"
 

@@ -17,51 +17,35 @@ MS-COCO, Flickr30K, Flickr8K (with its spoken captions) or CUB-200-2011.
 from __future__ import annotations
 
 import io
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from mmkit._io import atomic_write_bytes, check_writable_dir
+from mmkit._setup import project_root
+from mmkit.data.coco import load_coco, load_coco_karpathy
+from mmkit.data.cub import load_cub
+from mmkit.data.dataset import IMAGE_SIZE
 from mmkit.data.directions import get_direction
+from mmkit.data.flickr import load_flickr8k, load_flickr30k
+from mmkit.data.karpathy import load_karpathy
+from mmkit.data.spoken import load_flickr8k_audio
 from mmkit.data.world import World, WorldConfig
 from mmkit.errors import InputError
-from mmkit.methods import DEFAULT_METHOD, get_method
-from mmkit.methods.evaluate import (METRICS, DirectionRun, ceiling_results, evaluate,
-                                    oracle_results)
+from mmkit.methods import DEFAULT_METHOD, available_methods, get_method
+from mmkit.methods.evaluate import evaluate
+from mmkit.scoring import (EVAL_WORLD, METRICS, DirectionRun, ceiling_results,  # noqa: F401
+                           format_table, oracle_results)
+from mmkit.viz import gallery, save_figure
 
-DEMO_N = 2500
+#: the demo's world size: the evaluation world's (:data:`mmkit.scoring.EVAL_WORLD`)
+DEMO_N = EVAL_WORLD["n"]
 #: the fewest train and test scenes the demo accepts (a smaller world cannot be evaluated
 #: meaningfully: the train split would be too small to fit, the test split too small to rank)
 MIN_TRAIN, MIN_TEST = 20, 5
 GALLERY_K = 5
-
-
-def format_table(results: dict[str, dict[str, float]],
-                 oracle: dict[str, dict[str, float]] | None = None,
-                 ceiling: dict[str, dict[str, float]] | None = None) -> str:
-    """Plain-text table: one row per direction, one column per metric; in brackets the
-    relevance oracle and (when given) the ceiling, ``value (oracle | ceiling)``."""
-    width = 16 if ceiling is None else 23
-    head = f"{'direction':<14}" + "".join(f"{m:>{width}}" for m in METRICS)
-    lines = [head, "-" * len(head)]
-    for d, row in results.items():
-        cells = []
-        for m in METRICS:
-            cell = f"{row[m]:.3f}"
-            if oracle is not None and ceiling is not None and d in ceiling:
-                cell += f" ({oracle[d][m]:.3f} | {ceiling[d][m]:.3f})"
-            elif oracle is not None:
-                cell += f" ({oracle[d][m]:.3f})"
-            cells.append(f"{cell:>{width}}")
-        lines.append(f"{d:<14}" + "".join(cells))
-    if oracle is not None and ceiling is not None:
-        lines.append("(in brackets: the relevance oracle, which ranks by the world's graded "
-                     "relevance | the ceiling, the Bayes-optimal ranking)")
-    elif oracle is not None:
-        lines.append("(in brackets: the relevance oracle, which ranks by the world's graded "
-                     "relevance)")
-    return "\n".join(lines)
 
 
 def _shown(world: World, modality: str, item: int):
@@ -119,21 +103,19 @@ def check_demo_world(world: World) -> None:
                          f"(use --n 100 or more)")
 
 
-def run_demo(n: int = DEMO_N, seed: int = 0, method: str = DEFAULT_METHOD,
+def run_demo(n: int = DEMO_N, seed: int = EVAL_WORLD["seed"], method: str = DEFAULT_METHOD,
              out: str | Path = "out/demo", progress: bool = True, retrain: bool = False) -> dict:
     """Run the demo.
 
     Returns ``{"method", "world", "directions", "results", "oracle", "ceiling", "figure",
     "scores", "seconds"}``; ``results``, ``oracle`` and ``ceiling`` are
-    ``{direction: {metric: value}}`` (the ceiling: :func:`~mmkit.methods.evaluate.ceiling_results`).
+    ``{direction: {metric: value}}`` (the ceiling: :func:`~mmkit.scoring.ceiling_results`).
     ``retrain`` (learned methods only) trains the models afresh instead of loading the
     committed checkpoints. Bad input (``n`` too small, an ``out`` that cannot be written,
     ``retrain`` for a method that trains nothing) raises :class:`~mmkit.errors.InputError`
     before any work is done.
     """
     from tqdm.auto import tqdm
-
-    from mmkit.viz import gallery, save_figure
 
     t0 = time.perf_counter()
     if retrain and method != "joint":
@@ -192,10 +174,6 @@ COCO_FOLDS = 5
 
 def default_root(dataset: str) -> Path:
     """``$MMKIT_DATA/NAME`` (default ``data/NAME`` in the repository)."""
-    import os
-
-    from mmkit._setup import project_root
-
     return Path(os.environ.get("MMKIT_DATA", project_root() / "data")) / DEFAULT_ROOTS[dataset]
 
 
@@ -224,12 +202,6 @@ def load_dataset(dataset: str, root: str | Path):
     - ``flickr30k``, ``flickr8k`` (with ``flickr_audio/`` when present), ``cub``: see their
       loaders in :mod:`mmkit.data`.
     """
-    from mmkit.data.coco import load_coco, load_coco_karpathy
-    from mmkit.data.cub import load_cub
-    from mmkit.data.flickr import load_flickr8k, load_flickr30k
-    from mmkit.data.karpathy import load_karpathy
-    from mmkit.data.spoken import load_flickr8k_audio
-
     root = Path(root)
     if dataset not in DATASETS:
         raise InputError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -291,9 +263,6 @@ def run_dataset_demo(dataset: str, root: str | Path | None = None, split: str = 
     ``{direction: {metric: value}}`` over the whole split; ``protocols`` maps a protocol
     name (``"5K"``, ``"1K"`` for COCO, else ``"all"``) to such results.
     """
-    from mmkit.data.dataset import IMAGE_SIZE
-    from mmkit.methods import available_methods
-
     t0 = time.perf_counter()
     out = check_writable_dir(out)
     if method not in available_methods():
@@ -329,7 +298,6 @@ def run_dataset_demo(dataset: str, root: str | Path | None = None, split: str = 
         protocols = {full: results,
                      f"{one} x {len(parts)} folds": _mean_results(
                          [evaluate(fitted, ds, p, directions)[0] for p in parts])}
-    from mmkit.viz import gallery, save_figure
 
     fig = gallery(gallery_rows(ds, runs, seed=0))
     figure = save_figure(fig, out / "gallery.png")

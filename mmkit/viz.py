@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmkit._io import atomic_path
+
 #: border colours of gallery results
 HIT, RELEVANT, MISS = "#1a9850", "#fdae61", "#d73027"
 
@@ -122,8 +124,6 @@ def gallery(rows: Sequence[dict], k: int = 5, size: float = 1.5):
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     """Save ``fig`` atomically (PNG unless the suffix says otherwise); returns the path."""
-    from mmkit._io import atomic_path
-
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")

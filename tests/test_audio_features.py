@@ -179,6 +179,7 @@ def test_mfcc_with_deltas_layout(world):
     assert np.allclose(out[:, 13:26], d_ref, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_pitch_of_tones_and_world_notes(one_object):
     from mmkit.data.sound import COLOUR_MIDI
 
@@ -289,6 +290,7 @@ def test_embed_audio_resamples_and_accepts_lists(world):
         embed_audio(model, [], SR)
 
 
+@pytest.mark.slow
 def test_sound_trainer_learns_and_checkpoint_round_trips(tmp_path, monkeypatch):
     from mmkit import checkpoints as C
     from mmkit.features.audio_cnn import CHECKPOINTS
@@ -308,6 +310,7 @@ def test_sound_trainer_learns_and_checkpoint_round_trips(tmp_path, monkeypatch):
     assert manifest["metrics"] == trained.metrics
 
 
+@pytest.mark.slow
 def test_speech_trainer_learns_and_checkpoint_round_trips(tmp_path, monkeypatch):
     from mmkit import checkpoints as C
     from mmkit.features.audio_cnn import CHECKPOINTS

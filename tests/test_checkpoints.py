@@ -143,6 +143,8 @@ def _cli(tmp_path, *args):
                           capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_train_command(tmp_path):
     listed = _cli(tmp_path, "--list")
     assert listed.returncode == 0 and "toy" in listed.stdout

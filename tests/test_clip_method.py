@@ -67,7 +67,7 @@ def test_embeddings_match_transformers_forward(tiny):
     method = get_method("clip", model=str(tiny), progress=False, device="cpu").fit(None, [])
     texts = ["the red circle", "a green striped square on the left", "in"]
     pixels = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    t, v = method.embed_texts(texts), method.embed_images(pixels, "text")
+    t, v = method.embed_texts(texts), method.embed_images(pixels, partner="text")
     assert t.shape == (3, 16) and v.shape == (3, 16) and t.dtype == np.float32
     assert np.allclose(np.linalg.norm(t, axis=1), 1, atol=1e-5)
     model, proc = CLIPModel.from_pretrained(tiny).eval(), CLIPProcessor.from_pretrained(tiny)
@@ -107,6 +107,8 @@ def test_an_empty_tokenizer_is_refused(tmp_path, tiny):
         load_clip(str(folder))
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_cli_on_a_flickr8k_fixture(tmp_path, tiny):
     root = build_flickr8k(tmp_path / "f8k", World(n=30, seed=1))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}

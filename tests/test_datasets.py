@@ -272,6 +272,7 @@ def test_caption_indices_keep_the_first_five_in_image_order():
     one_line(lambda: ds.unit_ids("audio", np.array([0])), "has no audio")
 
 
+@pytest.mark.slow
 def test_karpathy_loader_returns_the_one_dataset_type(tmp_path):
     out = tmp_path / "w"
     from mmkit.cli import main
@@ -300,6 +301,7 @@ def test_torch_dataset_and_item_access(tmp_path, world):
     assert ids.tolist() == list(ds.indices("test")[:4])
 
 
+@pytest.mark.subprocess
 def test_data_loaders_import_no_model_code():
     code = ("import sys, mmkit.data, mmkit.data.dataset, mmkit.data.coco, mmkit.data.flickr, "
             "mmkit.data.cub, mmkit.data.spoken, mmkit.data.karpathy; "

@@ -47,6 +47,7 @@ def export(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_world_export_gives_the_worlds_hit_rates(export, tmp_path):
     report = run_dataset_demo("world", export, method="baseline", out=tmp_path / "o", progress=False)
     world = World(n=150, seed=0)
@@ -64,6 +65,7 @@ def test_world_export_gives_the_worlds_hit_rates(export, tmp_path):
     assert "oracle" not in report
 
 
+@pytest.mark.slow
 def test_karpathy_spelling_reads_an_export(tmp_path, capsys):
     export = tmp_path / "w"
     assert main(["world", "--out", str(export), "--n", "80", "--seed", "1", "-q"]) == 0
@@ -74,6 +76,7 @@ def test_karpathy_spelling_reads_an_export(tmp_path, capsys):
     assert report["directions"] == ["text->image", "image->text", "image->image", "audio->image"]
 
 
+@pytest.mark.slow
 def test_coco_1k_is_the_mean_over_folds(tmp_path):
     root = build_coco(tmp_path / "coco", World(n=70, seed=2), karpathy=True)
     report = run_dataset_demo("coco", root, out=tmp_path / "o", progress=False)
@@ -97,6 +100,7 @@ def test_coco_1k_is_the_mean_over_folds(tmp_path):
     assert len(gids) == len(test)
 
 
+@pytest.mark.slow
 def test_directions_only_where_the_data_defines_them(tmp_path):
     world = World(n=30, seed=1)
     plain = run_dataset_demo("flickr8k", build_flickr8k(tmp_path / "f", world),

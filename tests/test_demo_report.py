@@ -62,6 +62,8 @@ def trec_values(scores, relevance) -> tuple[float, float]:
             float(np.mean([ndcg[q]["ndcg_cut_10"] for q in run])))
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_json_figures_are_recomputed_from_the_saved_scores(demo):
     report, scores, _ = demo
     world = World(n=report["world"]["n_images"], seed=report["world"]["seed"])
@@ -117,6 +119,8 @@ def readme_table() -> dict[str, dict[str, tuple[float, float, float]]]:
     return table
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_readme_world_card_matches_a_fresh_run(demo):
     report, _, _ = demo
     table = readme_table()
@@ -142,6 +146,8 @@ def demo_directions(method: str) -> list[str]:
     return [d for d in DEMO_DIRECTIONS if d in supported]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_demo_writes_its_figure_and_scores(demo):
     report, scores, out = demo
     assert Path(report["figure"]) == out / "gallery.png"

@@ -50,7 +50,7 @@ class Oracleish(RetrievalMethod):
         flat = self.world.images.reshape(len(self.world), -1)
         return [int(np.flatnonzero((flat == p.reshape(-1)).all(1))[0]) for p in pixels]
 
-    def embed_images(self, images, partner):
+    def embed_images(self, images, *, partner="text", batch_size=None, progress=None):
         return self._by_class(self.world.labels[self._image_ids(images)])
 
     def embed_texts(self, texts):
@@ -227,7 +227,7 @@ def test_embeddings_of_other_images_are_refused(world, images):
     method = Oracleish().fit(world, world.indices("train"))
     other = world.indices("val")
     qids, gids = world.direction_ids("image->image", other)
-    vectors = method.embed_images(world.images[other], "image")
+    vectors = method.embed_images(world.images[other], partner="image")
     with pytest.raises(InputError, match="ids do not match"):
         score_direction(world, "image->image", images, Embedded(vectors, qids),
                         Embedded(vectors, gids))

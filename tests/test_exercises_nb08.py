@@ -78,6 +78,7 @@ def tie_orders(run: dict[str, float]):
         yield {d: float(len(order) - r) for r, d in enumerate(order)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(12))
 def test_ap_conventions_match_the_libraries(seed):
     # tied scores: trec_eval (docno descending), ranx (order given) and sklearn (tie groups)
@@ -96,6 +97,7 @@ def test_ap_conventions_match_the_libraries(seed):
         assert mine[name] == pytest.approx(ref[name], abs=1e-6), name
 
 
+@pytest.mark.slow
 def test_exercise_query_separates_the_libraries():
     run, qrels = nb08.LIBRARY_RUN, nb08.LIBRARY_QRELS
     mine = nb08.ap_conventions(run, qrels)
@@ -115,6 +117,7 @@ def test_exercise_query_separates_the_libraries():
     assert [n for n, v in ref.items() if round(v, 4) == nb08.REPORTED_AP] == ["sklearn"]
 
 
+@pytest.mark.slow
 def test_library():
     run, qrels = nb08.LIBRARY_RUN, nb08.LIBRARY_QRELS
     ref = library_values(run, qrels)  # torchmetrics: ties as torch orders them

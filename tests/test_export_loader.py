@@ -29,6 +29,7 @@ def _tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_world_export_round_trip(tmp_path):
     out = tmp_path / "w"
     assert main(["world", "--out", str(out), "--n", "24", "--seed", "7", "-q"]) == 0
@@ -53,6 +54,8 @@ def test_world_export_round_trip(tmp_path):
     assert meta["config"]["seed"] == 7 and meta["summary"]["n_images"] == 24
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_export_is_byte_identical_across_processes(tmp_path):
     code = ("import sys; from mmkit.cli import main; "
             "sys.exit(main(['world','--out',sys.argv[1],'--n','12','--seed','3','-q']))")

@@ -216,6 +216,7 @@ def test_rerank_keeps_exclusions_and_lonely_nodes_stay():
 
 
 # ---------------------------------------------------------------- learned fusion
+@pytest.mark.slow
 def test_gated_weights_sum_to_one_and_missing_gets_zero():
     pytest.importorskip("torch")
     import torch
@@ -241,6 +242,7 @@ def test_gated_weights_sum_to_one_and_missing_gets_zero():
     assert np.allclose(w2[:5], [1, 0]) and np.isfinite(model.fuse([good, noise_missing])).all()
 
 
+@pytest.mark.slow
 def test_early_fusion_learns_and_bilinear_estimates_the_product():
     pytest.importorskip("torch")
     from mmkit.fusion.early import EarlyFusion, bilinear_product_scores, train_early_fusion

@@ -81,6 +81,7 @@ def test_ties_break_by_external_id_ascending():
         np.testing.assert_allclose(got.scores.numpy(), ref_scores, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_exact_on_float_data_and_large_k():
     x = clustered_vectors(5050, 32, n_clusters=20, seed=5).numpy()
     db, queries = x[:5000], x[5000:]
@@ -189,6 +190,7 @@ def test_device_argument_keeps_vectors_there():
         assert gpu.search(np.eye(4), 1).ids.device.type == "cpu"
 
 
+@pytest.mark.subprocess
 def test_index_package_imports_no_model_code():
     code = ("import sys, mmkit.index; bad = [m for m in sys.modules if m.split('.')[0] in "
             "('transformers', 'torchvision') or "

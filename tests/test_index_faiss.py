@@ -46,6 +46,7 @@ def exact_ids(data):
     return exact.search(data[1], 10).ids
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_recall_against_exact_on_clustered_data(kind, indexes, data, exact_ids):
     scores, ids = indexes[kind].search(data[1], 10)

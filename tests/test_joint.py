@@ -8,8 +8,8 @@ import torch
 
 import mmkit.checkpoints as ck
 from mmkit.data.world import World
-from mmkit.encoders import joint as J
-from mmkit.encoders import speech as S
+from mmkit.encoders import joint_training as J
+from mmkit.encoders import speech_training as S
 from mmkit.errors import InputError
 
 TINY = {"dim": 32, "width": 8, "hidden": 32, "word_dim": 16, "batch_size": 32, "epochs": 3,
@@ -25,6 +25,7 @@ def tiny_trained():
     return J.train_joint({**J.BASE_CONFIG, **TINY}, progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["vse", "vsepp", "infonce"])
 def test_a_few_steps_lower_the_loss(loss):
     config = {**J.BASE_CONFIG, **TINY, "loss": loss, "epochs": 4}
@@ -44,6 +45,7 @@ def test_unknown_loss_is_one_line():
         J.make_loss("triplet", 0.2, 0.07)
 
 
+@pytest.mark.slow
 def test_same_seed_same_model():
     config = {**J.BASE_CONFIG, **TINY, "epochs": 1}
     a = J.train_joint(config, progress=False).model.state_dict()
@@ -51,6 +53,7 @@ def test_same_seed_same_model():
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trips(tiny_trained, tmp_path):
     spec = ck.get_spec("joint_world")
     config = {**spec.config, **TINY}
@@ -87,6 +90,7 @@ def test_frozen_sound_backbone_is_not_trained(tiny_trained):
     assert all(torch.equal(a[k], b[k]) for k in a)      # no init, frozen: still the same
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frozen", [True, False])
 def test_image_frozen_decides_whether_the_conv_stages_train(frozen):
     """``image_frozen`` (the recipes) keeps the CNN's conv stages and their batch-norm
@@ -110,12 +114,13 @@ def test_the_demo_model_fine_tunes_its_conv_stages_and_the_recipes_do_not():
 
 
 def test_bad_image_input_is_one_line(tiny_trained):
-    with pytest.raises(InputError, match="embed_images expects"):
+    with pytest.raises(InputError, match=r"embed_images: images must be \[N, H, W, 3\]"):
         tiny_trained.model.embed_images(np.zeros((4, 8, 8), np.uint8))
     with pytest.raises(InputError, match="no texts"):
         tiny_trained.model.embed_texts([])
 
 
+@pytest.mark.slow
 def test_speech_tower_trains_against_a_frozen_joint_model(tiny_trained, tmp_path, monkeypatch):
     from mmkit.data.speech import speech_available
 

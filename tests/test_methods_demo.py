@@ -20,6 +20,7 @@ def fitted():
     return world, method
 
 
+@pytest.mark.slow
 def test_baseline_beats_chance_and_stays_below_the_oracle(fitted):
     world, method = fitted
     test = world.indices("test")
@@ -42,6 +43,7 @@ def test_baseline_beats_chance_and_stays_below_the_oracle(fitted):
     assert results["text->image"]["R@1"] < 0.6 * oracle["text->image"]["R@1"]
 
 
+@pytest.mark.slow
 def test_evaluation_is_deterministic(fitted):
     world, method = fitted
     test = world.indices("test")[:40]
@@ -50,6 +52,7 @@ def test_evaluation_is_deterministic(fitted):
     assert a == b
 
 
+@pytest.mark.slow
 def test_image_query_never_retrieves_itself(fitted):
     world, method = fitted
     from mmkit.methods.evaluate import run_direction
@@ -58,6 +61,7 @@ def test_image_query_never_retrieves_itself(fitted):
     assert (run.scores.argmax(1) != np.arange(30)).all()
 
 
+@pytest.mark.slow
 def test_unknown_method_and_direction(fitted):
     world, method = fitted
     with pytest.raises(ValueError, match="unknown method"):

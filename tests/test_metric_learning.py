@@ -1,4 +1,4 @@
-"""mmkit.encoders.metric (trainer, checkpoints, retrieval and few-shot scores) and the
+"""mmkit.encoders.metric_learning (trainer, checkpoints, retrieval and few-shot scores) and the
 exercises of notebook 05."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
 from mmkit import checkpoints
-from mmkit.encoders import metric as M
+from mmkit.encoders import metric_learning as M
 from mmkit.errors import InputError
 from mmkit.exercises import nb05
 
@@ -121,6 +121,7 @@ def test_digits_are_the_real_sklearn_images():
     assert np.array_equal(images[..., 0], np.round(d.images * 255 / 16).astype(np.uint8))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["metric_world_cnn", "metric_digits_cnn"])
 def test_checkpoint_trains_saves_and_reads_back(name, tmp_path):
     spec = checkpoints.get_spec(name)
@@ -142,6 +143,7 @@ def test_checkpoint_trains_saves_and_reads_back(name, tmp_path):
     assert manifest["metrics"] == trained.metrics
 
 
+@pytest.mark.slow
 def test_world_trainer_never_sees_unseen_classes(monkeypatch):
     seen_labels = []
     real = M.train_metric

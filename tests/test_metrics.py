@@ -215,6 +215,7 @@ def test_full_ranked_lists_equal_score_matrix():
 
 
 # ------------------------------------------------------------------------ vs ranx
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:unsafe cast")  # numba, inside ranx
 def test_against_ranx():
     ranx = pytest.importorskip("ranx")
@@ -435,6 +436,7 @@ def test_bad_input(call, message):
     assert isinstance(error.value, ValueError) and "\n" not in str(error.value)
 
 
+@pytest.mark.subprocess
 def test_imports_no_model_code():
     code = ("import sys, mmkit.metrics, mmkit.metrics.trec; "
             "bad = [m for m in sys.modules if m.split('.')[0] in "

@@ -160,6 +160,37 @@ def test_bad_input_is_one_line_error(tmp_path, capsys, monkeypatch, run_text, qr
     assert err.startswith(f"mmkit eval: error: {message}") and err.count("\n") == 1
 
 
+TWO_RUN = ("q1 Q0 d1 1 0.9 tag\nq1 Q0 d2 2 0.8 tag\nq1 Q0 d3 3 0.7 tag\n"
+           "q2 Q0 d1 1 0.9 tag\nq2 Q0 d4 2 0.6 tag\nq2 Q0 d2 3 0.5 tag\n")
+TWO_QRELS = "q1 0 d1 1\nq1 0 d3 1\nq2 0 d2 1\nq2 0 d5 1\n"
+
+
+@pytest.mark.parametrize("bom_in", [("run",), ("qrels",), ("run", "qrels")])
+def test_byte_order_mark_is_not_part_of_the_first_id(tmp_path, capsys, bom_in):
+    """Files saved by Windows editors start with a UTF-8 BOM: the scores do not change."""
+    plain, marked = tmp_path / "plain", tmp_path / "bom"
+    plain.mkdir(), marked.mkdir()
+    for name, text in (("run", TWO_RUN), ("qrels", TWO_QRELS)):
+        (plain / f"{name}.txt").write_text(text, encoding="utf-8")
+        (marked / f"{name}.txt").write_text(text, encoding="utf-8-sig" if name in bom_in
+                                            else "utf-8")
+    assert (marked / f"{bom_in[0]}.txt").read_bytes().startswith(b"\xef\xbb\xbf")
+    results = []
+    for folder in (plain, marked):
+        code, out, err = run_eval(capsys, "--run", folder / "run.txt", "--qrels",
+                                  folder / "qrels.txt", "-q", "--json", "-m", "map", "num_rel_ret")
+        assert code == 0 and err == ""
+        results.append(json.loads(out))
+    assert results[1] == results[0]
+    assert sorted(results[1]["per_query"]) == ["q1", "q2"]
+    assert read_run(marked / "run.txt") == read_run(plain / "run.txt")
+    assert read_qrels(marked / "qrels.txt") == read_qrels(plain / "qrels.txt")
+    reference = pytrec_eval.RelevanceEvaluator(read_qrels(plain / "qrels.txt"), {"map"}).evaluate(
+        read_run(plain / "run.txt"))
+    want = np.mean([values["map"] for values in reference.values()])
+    assert results[1]["metrics"]["map"] == pytest.approx(want, abs=TOL)
+
+
 def test_unreadable_files(tmp_path, capsys):
     (tmp_path / "qrels.txt").write_text(GOOD_QRELS)
     (tmp_path / "binary.txt").write_bytes(b"q1 Q0 d1 1 0.5 tag\n\xff\xfe\n")
@@ -189,6 +220,7 @@ def cli(*argv):
                           capture_output=True, text=True)
 
 
+@pytest.mark.subprocess
 def test_cli_subprocess(tmp_path):
     run, qrels = write_collection(tmp_path, 5)
     done = cli("--run", run, "--qrels", qrels, "-m", "map", "--json")

@@ -1,4 +1,9 @@
-"""mmkit.miners against naive loops and pytorch-metric-learning (PML)."""
+"""mmkit.miners against naive loops and pytorch-metric-learning (PML).
+
+The PML comparisons run in float16, bfloat16, float32 and float64: the embeddings are rounded
+to the dtype and PML mines the same rounded values in float64 (it cannot compute its
+LpDistance in bfloat16); mmkit mines 16-bit embeddings in float32.
+"""
 from __future__ import annotations
 
 import math
@@ -15,6 +20,8 @@ from mmkit.losses import CosineSimilarity, LpDistance
 from mmkit.miners import (BatchAllMiner, BatchHardMiner, DistanceWeightedMiner,
                           TripletMarginMiner, negative_weights)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # tiny tensors
+
 
 def batch(seed: int, n: int = 24, d: int = 8, classes: int = 4):
     g = torch.Generator().manual_seed(seed)
@@ -24,6 +31,15 @@ def batch(seed: int, n: int = 24, d: int = 8, classes: int = 4):
 
 def as_set(tup):
     return set(zip(*(t.tolist() for t in tup)))
+
+
+DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+def rounded(emb: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``emb`` in ``dtype``, and exactly those values in float64 (for the references)."""
+    low = emb.to(dtype)
+    return low, low.double()
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -38,15 +54,18 @@ def test_batch_all_is_every_valid_triplet(seed):
         assert torch.equal(ours, ref)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["euclidean", "cosine"])
 @pytest.mark.parametrize("type_", ["all", "hard", "semihard", "easy"])
 @pytest.mark.parametrize("seed", range(3))
-def test_triplet_margin_miner_matches_pml(kind, type_, seed):
+def test_triplet_margin_miner_matches_pml(kind, type_, seed, dtype):
     emb, labels = batch(seed)
+    emb, ref_emb = rounded(emb, dtype)
     ours = LpDistance() if kind == "euclidean" else CosineSimilarity()
     theirs = pml_d.LpDistance() if kind == "euclidean" else pml_d.CosineSimilarity()
     got = TripletMarginMiner(0.2, type_, distance=ours)(emb, labels)
-    ref = pml_m.TripletMarginMiner(margin=0.2, type_of_triplets=type_, distance=theirs)(emb, labels)
+    ref = pml_m.TripletMarginMiner(margin=0.2, type_of_triplets=type_,
+                                   distance=theirs)(ref_emb, labels)
     for g, r in zip(got, ref):
         assert torch.equal(g, r)
     if type_ == "all":
@@ -68,16 +87,18 @@ def test_semihard_naive_loop():
     assert as_set(TripletMarginMiner(0.2, "semihard")(emb, labels)) == naive
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["euclidean", "cosine"])
 @pytest.mark.parametrize("seed", range(4))
-def test_batch_hard_matches_naive_and_pml(kind, seed):
+def test_batch_hard_matches_naive_and_pml(kind, seed, dtype):
     emb, labels = batch(seed, n=20, classes=5)
+    emb, ref_emb = rounded(emb, dtype)
     dist = LpDistance() if kind == "euclidean" else CosineSimilarity()
     theirs = pml_d.LpDistance() if kind == "euclidean" else pml_d.CosineSimilarity()
     a, p, n = BatchHardMiner(dist)(emb, labels)
-    ra, rp, rn = pml_m.BatchHardMiner(distance=theirs)(emb, labels)
+    ra, rp, rn = pml_m.BatchHardMiner(distance=theirs)(ref_emb, labels)
     assert torch.equal(a, ra) and torch.equal(p, rp) and torch.equal(n, rn)
-    mat = dist(emb).numpy()
+    mat = dist(ref_emb).numpy()
     lab = labels.tolist()
     sign = -1 if kind == "cosine" else 1       # distance-like score
     for i, ai in enumerate(a.tolist()):
@@ -124,10 +145,15 @@ def naive_weights(emb: np.ndarray, labels, cutoff=0.5, hi=1.4):
     return w
 
 
-def test_distance_weighted_weights_match_the_formula_and_pml():
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_distance_weighted_weights_match_the_formula_and_pml(dtype):
     emb, labels = batch(2, n=16, d=4)
-    w = negative_weights(emb, labels).numpy()
-    assert np.allclose(w, naive_weights(emb.numpy(), labels.tolist()), atol=1e-9)
+    low, emb = rounded(emb, dtype)
+    w = negative_weights(low, labels)
+    assert w.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    atol = 1e-9 if dtype == torch.float64 else 1e-5       # float32 weights
+    w = w.double().numpy()
+    assert np.allclose(w, naive_weights(emb.numpy(), labels.tolist()), atol=atol)
     # PML's weights (the same formula, computed inside its mine()): rebuild them from its code
     mat = pml_d.LpDistance()(emb).clamp(min=0.5)
     d = float(emb.shape[1])
@@ -136,7 +162,7 @@ def test_distance_weighted_weights_match_the_formula_and_pml():
     ref = torch.exp(log_w * mask - (log_w * mask).max()) * mask * (mat < 1.4).double()
     ref = ref / ref.sum(1, keepdim=True)
     rows = torch.isfinite(ref).all(1)
-    assert np.allclose(w[rows.numpy()], ref[rows].numpy(), atol=1e-9)
+    assert np.allclose(w[rows.numpy()], ref[rows].numpy(), atol=atol)
 
 
 def test_distance_weighted_sampling_frequencies_follow_the_weights():
@@ -196,3 +222,54 @@ def test_bad_input():
     with pytest.raises(InputError, match="one label per embedding"):
         BatchHardMiner()(torch.randn(4, 3), torch.zeros(3, dtype=torch.long))
     assert math.isfinite(0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_distance_weighted_16_bit_never_a_positive_or_beyond_the_cutoff(dtype):
+    """16-bit weights made ``torch.multinomial`` return now and then a "negative" with the
+    anchor's own label or farther than ``nonzero_loss_cutoff``; the weights are float32."""
+    for seed in range(200):
+        g = torch.Generator().manual_seed(seed)
+        emb = torch.randn(32, 8, generator=g).to(dtype)
+        labels = torch.randint(0, 4, (32,), generator=g)
+        a, p, n = DistanceWeightedMiner(generator=g)(emb, labels)
+        assert len(a) > 0
+        assert torch.all(labels[a] == labels[p]) and torch.all(a != p)
+        assert torch.all(labels[a] != labels[n]), seed
+        e = torch.nn.functional.normalize(emb.double(), dim=1)
+        assert float((e[a] - e[n]).norm(dim=1).max()) < 1.4, seed
+
+
+@pytest.mark.parametrize("make", MINERS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_16_bit_embeddings_mine_as_their_float32_upcast(make, dtype):
+    emb, labels = batch(6, n=40)
+    low = emb.to(dtype)
+    if make is DistanceWeightedMiner:
+        got = DistanceWeightedMiner(generator=torch.Generator().manual_seed(3))(low, labels)
+        ref = DistanceWeightedMiner(generator=torch.Generator().manual_seed(3))(low.float(),
+                                                                                labels)
+    else:
+        got, ref = make()(low, labels), make()(low.float(), labels)
+    assert all(torch.equal(x, y) for x, y in zip(got, ref))
+
+
+@pytest.mark.parametrize("make", MINERS)
+def test_missing_labels_is_a_one_line_input_error(make):
+    with pytest.raises(InputError, match="labels are missing") as err:
+        make()(torch.randn(6, 4), None)
+    assert "\n" not in str(err.value)
+
+
+def test_distance_weighted_refuses_nonzero_loss_cutoff_not_above_cutoff_unlike_pml():
+    """The documented difference: PML accepts ``nonzero_loss_cutoff <= cutoff`` and then
+    mines nothing (every distance is clamped up to the cutoff); mmkit refuses it."""
+    emb, labels = batch(8)
+    for cutoff, hi in ((1.0, 0.5), (0.8, 0.8)):
+        mined = pml_m.DistanceWeightedMiner(cutoff=cutoff, nonzero_loss_cutoff=hi)(emb, labels)
+        assert all(len(t) == 0 for t in mined)
+        with pytest.raises(InputError, match="cutoff < nonzero_loss_cutoff") as err:
+            DistanceWeightedMiner(cutoff=cutoff, nonzero_loss_cutoff=hi)
+        assert "\n" not in str(err.value)
+    assert "PML accepts it" in DistanceWeightedMiner.__doc__
+

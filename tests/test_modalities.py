@@ -62,6 +62,7 @@ def test_clean_image_shows_the_class_colour(clean_world):
         assert np.abs(centre - rgb).max() < 60, (i, centre, rgb)
 
 
+@pytest.mark.slow
 def test_signs_are_legible_to_ocr():
     pytest.importorskip("rapidocr_onnxruntime")
     from PIL import Image

@@ -96,7 +96,8 @@ def test_load_image_conversions_match_pil(folder, tmp_path):
     rgba = np.zeros((10, 10, 4), np.uint8)
     rgba[..., 1] = 200
     Image.fromarray(rgba).save(tmp_path / "a.png")
-    assert np.array_equal(load_image(tmp_path / "a.png", 10)[0, 0], [0, 200, 0])
+    # fully transparent: composited over white (mmkit.data.images), not the hidden colour
+    assert np.array_equal(load_image(tmp_path / "a.png", 10)[0, 0], [255, 255, 255])
     for bad in ("truncated.png", "not_an_image.jpg", "empty.png"):
         with pytest.raises(InputError, match=bad):
             load_image(folder / "images" / "odd" / bad, 64)
@@ -195,6 +196,7 @@ def test_merge_pads_missing_hits_and_checks_shards():
 
 # ------------------------------------------------------------------ build and search
 
+@pytest.mark.slow
 def test_local_build_reports_bad_files_and_searches(folder, method, tmp_path):
     man = build_folder_index(folder / "images", tmp_path / "idx", method=(method, FIT),
                              kind="exact", shards=3, partition_size=40, progress=False,
@@ -231,6 +233,7 @@ def test_local_build_reports_bad_files_and_searches(folder, method, tmp_path):
         build_folder_index(folder / "images", tmp_path / "idx", method=(method, FIT))
 
 
+@pytest.mark.slow
 def test_local_and_ray_engines_agree(folder, method, tmp_path, ray_cluster):
     common = dict(method=(method, FIT), shards=2, partition_size=40, progress=False,
                   quiet=True)
@@ -263,6 +266,8 @@ build_folder_index(sys.argv[1], sys.argv[2], method=(method, fit), kind="exact",
 """
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_killed_build_resumes_from_finished_partitions(folder, method, tmp_path):
     blob = tmp_path / "method.pkl"
     blob.write_bytes(pickle.dumps((method, FIT)))
@@ -341,6 +346,7 @@ def test_ray_start_failure_is_one_line(monkeypatch):
             pass
 
 
+@pytest.mark.subprocess
 def test_import_mmkit_does_not_import_ray():
     code = "import mmkit, mmkit.scale, mmkit.cli, sys; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -39,6 +39,7 @@ def built(tiny):
     return root
 
 
+@pytest.mark.slow
 def test_index_build_and_search_json_in_process(tiny, tmp_path, monkeypatch, capsys):
     """Both commands end to end (in this process, so the tiny baseline stands in for the
     demo-world fit): the summary, the exact --json format, and the hits against brute force
@@ -66,7 +67,7 @@ def test_index_build_and_search_json_in_process(tiny, tmp_path, monkeypatch, cap
     # brute force: cosine of the text embedding with every file's image embedding
     files = sorted(images.glob("*.png"))
     pixels = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
-    emb = method.embed_images(pixels, "text")
+    emb = method.embed_images(pixels, partner="text")
     q = method.embed_texts(["a red circle"])[0]
     scores = (emb / np.linalg.norm(emb, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))
     best = np.lexsort((np.arange(len(files)), -scores))[:4]
@@ -79,6 +80,7 @@ def test_index_build_and_search_json_in_process(tiny, tmp_path, monkeypatch, cap
     assert report["results"][0]["path"] == str(files[5].resolve())
 
 
+@pytest.mark.subprocess
 def test_build_refuses_an_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     line = error_line(run_mmkit(tmp_path, "index", "build", "--images", "empty", "--out", "o"),
@@ -87,6 +89,7 @@ def test_build_refuses_an_empty_folder(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.subprocess
 def test_build_refuses_a_path_that_is_not_a_folder(tmp_path):
     (tmp_path / "x.png").write_bytes(b"png?")
     line = error_line(run_mmkit(tmp_path, "index", "build", "--images", "x.png", "--out", "o"),
@@ -97,6 +100,7 @@ def test_build_refuses_a_path_that_is_not_a_folder(tmp_path):
     assert "no such folder" in line
 
 
+@pytest.mark.subprocess
 def test_build_refuses_zero_shards_and_workers(tmp_path):
     for flag in ("--shards", "--workers"):
         proc = run_mmkit(tmp_path, "index", "build", "--images", ".", "--out", "o", flag, "0")
@@ -104,6 +108,7 @@ def test_build_refuses_zero_shards_and_workers(tmp_path):
         assert flag in line and "positive integer, got 0" in line
 
 
+@pytest.mark.subprocess
 def test_build_refuses_a_foreign_non_empty_out(built, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "keep.txt").write_text("mine")
@@ -114,6 +119,7 @@ def test_build_refuses_a_foreign_non_empty_out(built, tmp_path):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.subprocess
 def test_search_refuses_query_files_that_are_not_images_or_sounds(built, tmp_path):
     (tmp_path / "q.png").write_text("not really a png")
     (tmp_path / "q.wav").write_bytes(b"RIFF0000WAVEjunk")
@@ -126,6 +132,7 @@ def test_search_refuses_query_files_that_are_not_images_or_sounds(built, tmp_pat
     assert "empty" in line
 
 
+@pytest.mark.subprocess
 def test_search_refuses_an_index_of_another_method_or_dimension(built, tmp_path):
     # this index's baseline was fitted on a custom world: the command cannot refit it
     line = error_line(run_mmkit(tmp_path, "search", "--index", str(built / "idx"),
@@ -145,6 +152,7 @@ def test_search_refuses_an_index_of_another_method_or_dimension(built, tmp_path)
     assert "has dimension 48, the manifest says 49" in line
 
 
+@pytest.mark.subprocess
 def test_search_refuses_unfinished_and_foreign_folders(built, tmp_path):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "plan.json").write_text("{}")

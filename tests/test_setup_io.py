@@ -60,12 +60,14 @@ def test_environment_yml_agrees_with_pyproject():
     assert any(str(d).startswith("python") for d in env["dependencies"] if isinstance(d, str))
 
 
+@pytest.mark.subprocess
 def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "mmkit", "--version"], capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == f"mmkit {mmkit.__version__}"
 
 
+@pytest.mark.subprocess
 def test_layers_point_one_way():
     """metrics, index and data import no model code (checked in a fresh interpreter)."""
     code = ("import sys, mmkit.data, mmkit.data.export, mmkit.data.karpathy, mmkit.metrics;"

@@ -283,6 +283,7 @@ _TINY = {"word2vec_world": {"epochs": 2, "world": {"n": 200, "seed": 1101},
                        "world": {"n": 200, "seed": 1301}, "val_world": {"n": 40, "seed": 1302}}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(te.CHECKPOINTS))
 def test_trainer_learns_and_checkpoint_round_trips(name, tmp_path):
     from mmkit import checkpoints as ck
@@ -319,6 +320,7 @@ def test_committed_checkpoints_load(name):
 
 
 # ------------------------------------------------------------------------------ MiniLM
+@pytest.mark.slow
 def test_minilm_matches_sentence_transformers(world, minilm):
     from sentence_transformers import SentenceTransformer
 
@@ -382,6 +384,7 @@ def sign_world():
     return World(n=16, seed=7, sign_prob=0.75)
 
 
+@pytest.mark.slow
 def test_ocr_reads_the_sign_words(sign_world, tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.mktemp("ocr")
     reads = te.read_sign_words(sign_world.images, cache_folder=folder)
@@ -396,7 +399,7 @@ def test_ocr_reads_the_sign_words(sign_world, tmp_path_factory, monkeypatch):
     data = json.loads(path.read_text())
     assert data["format"] == "mmkit.ocr" and len(data["reads"]) == len(set(
         te.image_key(x) for x in sign_world.images))
-    monkeypatch.setattr(te, "_ocr_engine", None)     # any uncached OCR would fail now
+    monkeypatch.setattr("mmkit.features.ocr._ocr_engine", None)  # uncached OCR would fail now
     assert te.read_sign_words(sign_world.images[::-1], cache_folder=folder) == reads[::-1]
     assert te.ocr_cache_path(te.OcrSettings(upscale=3), folder) != path
 
@@ -407,7 +410,7 @@ def test_ocr_grayscale_and_bad_images(sign_world, tmp_path):
     read = te.read_sign_words(gray, cache=False)
     assert read == [V.SIGN_WORDS[sign_world.words[i]]]
     for bad, match in [(sign_world.images[0], "one image"), (sign_world.images.astype(np.float32),
-                                                         "dtype float32"),
+                                                         r"must lie in \[0, 1\]"),
                        (sign_world.images[..., :2], "shape")]:
         with pytest.raises(InputError, match=match):
             te.read_sign_words(bad, cache=False)

@@ -202,6 +202,7 @@ def _tiny_models():
             (V.NarrowResNet18(width=8).eval(), 64)]
 
 
+@pytest.mark.slow
 def test_grad_cam_matches_pytorch_grad_cam_with_similarity_target():
     from pytorch_grad_cam import GradCAM
 
@@ -259,6 +260,7 @@ def test_raw_grad_cam_and_input_gradients_against_finite_differences():
 
 
 # ------------------------------------------------------------------ checkpoints
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(V.CHECKPOINTS))
 def test_training_a_few_steps_lowers_the_loss_and_round_trips(name, tmp_path):
     spec = V.CHECKPOINTS[name]

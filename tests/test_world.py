@@ -17,6 +17,7 @@ FINGERPRINT = ("from mmkit.data import World; "
                "print(World(n=40, seed=11, imbalance=5.0).fingerprint())")
 
 
+@pytest.mark.subprocess
 def test_same_seed_is_byte_identical_across_processes():
     out = [subprocess.run([sys.executable, "-c", FINGERPRINT], capture_output=True, text=True,
                           check=True).stdout.strip() for _ in range(2)]

@@ -46,7 +46,11 @@ from torch.nn import functional as F
 
 from mmkit.align.features import ModalityFeatures
 from mmkit.align.grl import GradientReversal, grl_lambda
+from mmkit.align.probe import modality_probe
 from mmkit.errors import InputError
+from mmkit.losses import SymmetricInfoNCE, VSEHingeLoss
+from mmkit.metrics import hit_rate_at_k
+from mmkit.training import progress_bar, seeded
 
 #: modalities an aligner can project (the first is the one every other is paired with)
 MODALITIES: tuple[str, ...] = ("image", "text", "audio")
@@ -177,8 +181,6 @@ def heldout_diagnostics(model: ACMRAligner, feats: ModalityFeatures, scenes: np.
                         seed: int = 0) -> dict[str, float]:
     """On held-out ``scenes``: the linear probe's image-vs-text accuracy and caption -> image
     R@1 (the caption's own image among the scenes' images)."""
-    from mmkit.align.probe import modality_probe
-    from mmkit.metrics import hit_rate_at_k
 
     per = int(np.bincount(feats.caption_image).max())
     caps = (scenes[:, None] * per + np.arange(per)).ravel()
@@ -211,17 +213,12 @@ def train_aligner(feats: ModalityFeatures, scenes: np.ndarray, config: dict | No
     ``heldout``: scenes for the per-epoch probe and R@1 (``None``: not logged).
     Deterministic for a given config and seed (one thread).
     """
-    from tqdm.auto import tqdm
-
-    from mmkit.losses import SymmetricInfoNCE, VSEHingeLoss
-
     cfg = {**ACMR_CONFIG, **(config or {})}
     unknown = sorted(set(cfg) - set(ACMR_CONFIG))
     if unknown:
         raise InputError(f"train_aligner: unknown config key(s) {', '.join(unknown)}")
     scenes = _check_features(feats, scenes)
-    torch.manual_seed(int(cfg["seed"]))
-    rng = np.random.default_rng(int(cfg["seed"]))
+    rng = seeded(cfg["seed"])
     model = ACMRAligner(cfg)
     mods = model.modalities
     model.set_standardisation(_pairs(feats, scenes, np.random.default_rng(0), mods))
@@ -243,7 +240,7 @@ def train_aligner(feats: ModalityFeatures, scenes: np.ndarray, config: dict | No
     labels = torch.as_tensor(feats.labels)
     history: list[dict[str, float]] = []
     step = 0
-    for epoch in tqdm(range(epochs), desc="ACMR", disable=not progress, leave=False):
+    for epoch in progress_bar(range(epochs), progress=progress, desc="ACMR"):
         model.train()
         order = rng.permutation(scenes)
         sums = {"sim": 0.0, "triplet": 0.0, "label": 0.0, "adv": 0.0, "disc_acc": 0.0}

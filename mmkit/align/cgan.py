@@ -36,6 +36,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from mmkit.errors import InputError
+from mmkit.metrics import hit_rate_at_k
+from mmkit.training import progress_bar, seeded
 
 #: the stabilised recipe (the default)
 STABLE: dict[str, Any] = {
@@ -167,7 +169,6 @@ def pair_r10(model: ConditionalGAN, cond: np.ndarray, target: np.ndarray,
              owner: np.ndarray | None = None) -> float:
     """R@10 of imagined queries against the distinct targets: query i's positive is target
     ``owner[i]`` (default: row i)."""
-    from mmkit.metrics import hit_rate_at_k
 
     q = model.imagine(cond)
     g = model.target_space(target)
@@ -186,8 +187,6 @@ def train_cgan(cond: np.ndarray, target: np.ndarray, config: dict | None = None,
     owner [V])`` (query i's own target is row ``owner[i]``) adds ``val_r10`` and the spread
     to the log. Deterministic for a config and seed.
     """
-    from tqdm.auto import tqdm
-
     cfg = {**STABLE, **(config or {})}
     unknown = sorted(set(cfg) - set(STABLE))
     if unknown:
@@ -197,8 +196,7 @@ def train_cgan(cond: np.ndarray, target: np.ndarray, config: dict | None = None,
     if cond.ndim != 2 or target.ndim != 2 or len(cond) != len(target) or len(cond) < 2:
         raise InputError(f"train_cgan: cond and target must be [N, d] with the same N >= 2, "
                          f"got {cond.shape} and {target.shape}")
-    torch.manual_seed(int(cfg["seed"]))
-    rng = np.random.default_rng(int(cfg["seed"]))
+    rng = seeded(cfg["seed"])
     gen = torch.Generator().manual_seed(int(cfg["seed"]))
     model = ConditionalGAN(cond.shape[1], target.shape[1], cfg)
     model.fit_standardisation(cond, target)
@@ -218,7 +216,7 @@ def train_cgan(cond: np.ndarray, target: np.ndarray, config: dict | None = None,
                           np.asarray(heldout[2], np.int64))
         with torch.no_grad():
             real_val = model._target(torch.from_numpy(ht[howner])).numpy()
-    for epoch in tqdm(range(int(cfg["epochs"])), desc="cGAN", disable=not progress, leave=False):
+    for epoch in progress_bar(range(int(cfg["epochs"])), progress=progress, desc="cGAN"):
         model.train()
         order = rng.permutation(len(cond))
         sums = dict.fromkeys(("d_loss", "g_loss", "recon", "d_real_acc", "d_fake_acc"), 0.0)

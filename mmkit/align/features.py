@@ -19,11 +19,23 @@ renders nothing (rendering 6,000 images and sounds costs about a minute on 2 cor
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 from dataclasses import dataclass
 
 import numpy as np
+import PIL
+import torch
 
+from mmkit.checkpoints import load
+from mmkit.data import render, sound, vocab
+from mmkit.data import world as world_module
 from mmkit.data.world import World
+from mmkit.errors import InputError
+from mmkit.features.audio_cnn import embed_audio
+from mmkit.features.cache import cached, text_key
+from mmkit.features.image_encoder import embed_images
 
 #: the frozen encoder of each modality (a committed checkpoint name)
 ENCODERS: dict[str, str] = {"image": "visual_small_cnn", "text": "gru_text",
@@ -56,16 +68,6 @@ def scene_key(world: World, modality: str) -> str:
     modules that render and synthesise (:mod:`mmkit.data.render`, :mod:`mmkit.data.sound`,
     :mod:`mmkit.data.vocab`, :mod:`mmkit.data.world`) and Pillow's version. Computing it
     renders nothing."""
-    import hashlib
-    import inspect
-    import json
-
-    import PIL
-
-    from mmkit.data import render, sound, vocab
-    from mmkit.data import world as world_module
-    from mmkit.errors import InputError
-
     if modality not in ("image", "audio"):
         raise InputError(f"scene_key: modality must be 'image' or 'audio', got {modality!r}")
     h = hashlib.sha256(json.dumps({"modality": modality, "config": world.config.to_dict(),
@@ -82,22 +84,15 @@ def scene_key(world: World, modality: str) -> str:
 
 
 def _features(world: World, modality: str, progress: bool) -> np.ndarray:
-    import torch
-
-    from mmkit.checkpoints import load
-    from mmkit.features.cache import cached, text_key
-
     name = ENCODERS[modality]
     model, manifest = load(name, progress=progress)
 
     def compute() -> np.ndarray:
         with torch.no_grad():
             if modality == "image":
-                from mmkit.features.visual_cnn import embed_images
                 return embed_images(model, world.images, batch_size=256, progress=progress)
             if modality == "text":
                 return model.embed_texts(list(world.captions), batch_size=512, normalize=False)
-            from mmkit.features.audio_cnn import embed_audio
             return embed_audio(model, world.audio, world.config.sample_rate, batch_size=256,
                                progress=progress)
 

@@ -4,22 +4,19 @@ Every caption is generated from a structure (what it mentions) and the structure
 world can tell exactly which images a caption describes (see :mod:`mmkit.data.relevance`).
 Captions are deliberately partial: not every caption names every attribute, so several images
 can fit one caption equally well.
+
+The words come from :mod:`mmkit.data.vocab` (which also holds :func:`tokenize` and the
+templates' fixed words :data:`TEMPLATE_WORDS`, re-exported here); vocab never imports this
+module.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from mmkit.data import vocab as V
-
-#: fixed words of the templates (for the vocabulary count)
-TEMPLATE_WORDS = ("a", "an", "the", "there", "is", "this", "in", "of", "picture", "image",
-                  "scene", "shows", "with", "you", "can", "see", "next", "to", "sign", "that",
-                  "says", "reading", "and", "which", "placed", "somewhere", "here", "we", "have",
-                  "it", "on", "one", "labelled", "word", "written", "frame", "contains", "look",
-                  "closely", "find", "view", "includes", "visible")
+from mmkit.data.vocab import _TOKEN, TEMPLATE_WORDS, tokenize  # noqa: F401  (re-export)
 
 #: probability that the main mention keeps each attribute (shape, colour, texture, size, hpos),
 #: before the rejection "at least two kept, and the shape or the colour"
@@ -32,14 +29,6 @@ P_SECOND_COLOUR = 0.6
 P_STYLE = 0.25
 #: probability that the sign's word is said, when the scene has a sign (never otherwise)
 P_WORD = 0.7
-
-_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-
-
-def tokenize(text: str) -> list[str]:
-    """Karpathy-style tokens: lower case, punctuation dropped, hyphenated words kept whole."""
-    return _TOKEN.findall(text.lower())
-
 
 @dataclass(frozen=True)
 class CaptionStruct:

@@ -2,8 +2,9 @@
 
 Every loader (:mod:`mmkit.data.karpathy`, :mod:`~mmkit.data.coco`, :mod:`~mmkit.data.flickr`,
 :mod:`~mmkit.data.cub`, :mod:`~mmkit.data.spoken`) returns a :class:`RetrievalDataset`.
-It answers the same small interface as :class:`mmkit.data.world.World`, so that the
-evaluation (:mod:`mmkit.methods.evaluate`) and the methods run on both unchanged:
+It is a :class:`~mmkit.data.collection.Collection`, as :class:`mmkit.data.world.World` is, so
+that the evaluation (:mod:`mmkit.methods.evaluate`) and the methods run on both unchanged
+(the shared logic is :class:`~mmkit.data.collection.CollectionBase`):
 
 - ``unit_ids(modality, images)`` / ``direction_ids(direction, images)``: caption indices for
   ``text`` and ``speech`` (the first :attr:`RetrievalDataset.captions_per_image` captions of
@@ -35,8 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from mmkit.data.directions import (DIRECTIONS, MODALITY_UNIT, Direction, check_image_set,
-                                   get_direction)
+from mmkit.data.collection import CollectionBase
+from mmkit.data.collection import directions_of, modalities_of  # noqa: F401 - re-export
+from mmkit.data.directions import Direction
+from mmkit.data.images import load_image as load_image_file
+from mmkit.data.world import WORLD_MODALITIES  # noqa: F401 - re-export
 from mmkit.errors import InputError
 
 #: evaluation keeps this many captions per image (COCO has 5-7; the convention keeps 5)
@@ -173,7 +177,7 @@ def read_audio(path: str | Path, sr: int) -> np.ndarray:
 
 
 @dataclass
-class RetrievalDataset:
+class RetrievalDataset(CollectionBase):
     """Images with captions and, where the data has them, labels, attributes, boxes, audio.
 
     Attributes:
@@ -297,22 +301,15 @@ class RetrievalDataset:
 
     # ------------------------------------------------------------------ the files
     def load_image(self, i: int, size: int | None = None) -> np.ndarray:
-        """Image ``i`` as uint8 [H, W, 3] (optionally resized to ``size`` x ``size``,
-        bicubic, aspect ratio not kept). Documented conversion: grayscale, palette, CMYK and
-        RGBA images become RGB."""
-        from PIL import Image, UnidentifiedImageError
-
-        path = self.image_paths[i]
+        """Image ``i`` as uint8 [H, W, 3], or uint8 [size, size, 3] resized by the one rule
+        of every loader and the folder index (:data:`mmkit.data.images.RESIZE_RULE`: the
+        shorter side to ``size``, bicubic, then the centre crop). Decoding (EXIF orientation,
+        16-bit and float scaling, grey, palette, CMYK, transparency over white):
+        :func:`mmkit.data.images.read_image`."""
         try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-                if size is not None:
-                    img = img.resize((size, size), Image.BICUBIC)
-                return np.asarray(img)
-        except FileNotFoundError:
-            raise InputError(f"{path}: image file not found (image {i} of {self.name})") from None
-        except (OSError, UnidentifiedImageError) as exc:
-            raise InputError(f"{path}: cannot read image ({exc})") from None
+            return load_image_file(self.image_paths[i], size)
+        except InputError as exc:
+            raise InputError(f"{exc} (image {i} of {self.name})") from None
 
     def speech(self, j: int, sr: int | None = None) -> np.ndarray:
         """The recorded spoken caption ``j`` as float32 [T] at ``sr`` (default: the dataset's
@@ -336,68 +333,22 @@ class RetrievalDataset:
             out.append("speech")
         return tuple(out)
 
-    def defines(self, direction: str | Direction) -> bool:
-        """Whether the data has the ground truth of ``direction``."""
-        d = get_direction(direction)
-        if d.query not in self.modalities or d.gallery not in self.modalities:
-            return False
-        return d.positive != "class" or self.labels is not None
-
     @property
-    def directions(self) -> tuple[str, ...]:
-        """The directions of :data:`~mmkit.data.directions.DIRECTIONS` this data defines."""
-        return tuple(name for name in DIRECTIONS if self.defines(name))
+    def collection_name(self) -> str:
+        return self.name
 
-    # ------------------------------------------------------------------ ground truth
-    def _check_images(self, images: np.ndarray) -> np.ndarray:
-        return check_image_set(images, len(self), f"{self.name} (n={len(self)})")
+    def speech_units(self, captions: np.ndarray) -> np.ndarray:
+        """The captions among ``captions`` (int64 [K]) that have a recording."""
+        if self.speech_paths is None:
+            return captions[:0]
+        return captions[[self.speech_paths[int(j)] is not None for j in captions]]
 
-    def unit_ids(self, modality: str, images: np.ndarray) -> np.ndarray:
-        """The items of ``modality`` that belong to ``images`` (int64): for ``text`` the
-        first :attr:`captions_per_image` captions of each image, for ``speech`` those of them
-        that have a recording, for ``image`` and ``audio`` the image indices themselves."""
-        if modality not in MODALITY_UNIT:
-            raise InputError(f"unknown modality {modality!r}; choose one of "
-                             f"{', '.join(MODALITY_UNIT)}")
-        if modality not in self.modalities:
-            raise InputError(f"{self.name} has no {modality} (it has "
-                             f"{', '.join(self.modalities)})")
-        images = self._check_images(images)
-        if MODALITY_UNIT[modality] == "scene":
-            return images
-        caps = self.caption_indices(images, first=self.captions_per_image)
-        if modality == "speech":
-            caps = caps[[self.speech_paths[int(j)] is not None for j in caps]]
-        return caps
-
-    def direction_ids(self, direction: str | Direction,
-                      images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(query ids [Q], gallery ids [G]) of ``direction`` over ``images``."""
-        d = get_direction(direction)
-        return self.unit_ids(d.query, images), self.unit_ids(d.gallery, images)
-
-    def ground_truth(self, direction: str | Direction,
-                     images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Relevance int8 [Q, G] (0 or 3) and positives bool [Q, G] of ``direction`` over
-        ``images``: the caption's own image / the image's own captions, or (``class``
-        directions) the images with the query's label; the query itself is excluded where the
-        direction says so. Relevance is binary: 3 exactly where an item is a positive."""
-        d = get_direction(direction)
-        if not self.defines(d):
-            need = "class labels" if d.positive == "class" else f"{d.query} and {d.gallery}"
-            raise InputError(f"{self.name} does not define {d.name} (it needs {need}; this "
-                             f"dataset has {', '.join(self.directions)})")
-        qids, gids = self.direction_ids(d, images)
-        if d.positive == "class":
-            pos = self.labels[qids][:, None] == self.labels[gids][None, :]
-        elif d.query_unit == "caption":
-            pos = self.caption_image[qids][:, None] == gids[None, :]
-        else:
-            pos = qids[:, None] == self.caption_image[gids][None, :]
-        mask = d.self_mask(qids, gids)
-        if mask is not None:
-            pos[mask] = False
-        return (pos.astype(np.int8) * 3), pos
+    def relevance(self, direction: str | Direction, query_ids: np.ndarray,
+                  gallery_ids: np.ndarray, positives: np.ndarray) -> np.ndarray:
+        """**Binary** relevance int8 [Q, G]: 3 exactly where an item is a positive, 0
+        elsewhere (a real dataset knows no grades; 3 so that mAP and NDCG@10 read it as the
+        world's full fit)."""
+        return positives.astype(np.int8) * 3
 
     # ------------------------------------------------------------------ reports
     def repair_summary(self) -> str:
@@ -434,7 +385,7 @@ class RetrievalDataset:
         ``(float32 tensor [3, S, S] in [0, 1], image index)``; torch is imported here only."""
         from torch.utils.data import Dataset
 
-        ids = np.arange(len(self)) if images is None else self._check_images(images)
+        ids = np.arange(len(self)) if images is None else self.check_image_ids(images)
         size = size or self.image_size
         parent = self
 
@@ -475,20 +426,3 @@ def read_text_lines(path: Path, what: str, errors: str = "strict") -> list[str]:
     if text.startswith("\ufeff"):
         text = text[1:]
     return text.splitlines()
-
-
-#: what the world holds as data (its speech is synthesised on demand, not recorded)
-WORLD_MODALITIES = ("text", "image", "audio")
-
-
-def modalities_of(data) -> tuple[str, ...]:
-    """The modalities a dataset or world holds: :attr:`RetrievalDataset.modalities`, or for
-    the generated :class:`~mmkit.data.world.World` (which has no such attribute) its captions,
-    images and sound clips."""
-    return tuple(getattr(data, "modalities", WORLD_MODALITIES))
-
-
-def directions_of(data) -> tuple[str, ...]:
-    """The directions a dataset defines (:attr:`RetrievalDataset.directions`); the world
-    defines every direction of :data:`~mmkit.data.directions.DIRECTIONS`."""
-    return tuple(getattr(data, "directions", tuple(DIRECTIONS)))

@@ -3,9 +3,9 @@
 A *direction* such as ``"text->image"`` says which modality the queries are in, which
 modality the gallery is in, which gallery items are the query's **positives** (what R@K
 counts), how graded **relevance** is defined, and whether a query is **excluded** from its own
-gallery. Ground truth (:meth:`mmkit.data.world.World.ground_truth`), the evaluation
-(:mod:`mmkit.methods.evaluate`), the oracle and the demo's gallery all read
-:data:`DIRECTIONS`, so adding a direction is one entry here.
+gallery. Ground truth (:meth:`mmkit.data.collection.CollectionBase.ground_truth`, shared by
+the world and every dataset), the evaluation (:mod:`mmkit.methods.evaluate`), the oracle and
+the demo's gallery all read :data:`DIRECTIONS`, so adding a direction is one entry here.
 
 Every modality is carried by one of two *units* of the world:
 

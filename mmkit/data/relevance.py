@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from mmkit.data.vocab import RELATIONS
+from mmkit.validate import positive_int
 
 _CHUNK = 256
 
@@ -107,7 +108,6 @@ def oracle_hit_rate(relevance: np.ndarray, positives: np.ndarray, k: int,
         exclude: optional bool [Q, N], items removed from the query's gallery (ranked last,
             never hits; e.g. the query image itself in image->image).
     """
-    from mmkit.validate import positive_int
 
     k = positive_int(k, "k")
     relevance = np.asarray(relevance)

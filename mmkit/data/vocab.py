@@ -1,13 +1,32 @@
 """The world's attribute tables, class table and the words used to talk about them.
 
 Everything here is a constant: the same on every machine and for every seed, so class 17 means
-the same thing in every world you generate.
+the same thing in every world you generate. :func:`tokenize` is how captions are split into
+words, and :func:`vocabulary_words` every word the caption generator
+(:mod:`mmkit.data.captions`, which builds on this module) can emit.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def tokenize(text: str) -> list[str]:
+    """Karpathy-style tokens: lower case, punctuation dropped, hyphenated words kept whole."""
+    return _TOKEN.findall(text.lower())
+
+
+#: fixed words of the caption templates (:func:`mmkit.data.captions.render_caption`), for the
+#: vocabulary count
+TEMPLATE_WORDS = ("a", "an", "the", "there", "is", "this", "in", "of", "picture", "image",
+                  "scene", "shows", "with", "you", "can", "see", "next", "to", "sign", "that",
+                  "says", "reading", "and", "which", "placed", "somewhere", "here", "we", "have",
+                  "it", "on", "one", "labelled", "word", "written", "frame", "contains", "look",
+                  "closely", "find", "view", "includes", "visible")
 
 # --- attributes of one object ------------------------------------------------------------
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "star", "cross",
@@ -186,8 +205,6 @@ def fine_grained_pairs() -> list[tuple[int, int, str]]:
 
 def vocabulary_words() -> set[str]:
     """Every word the caption generator can emit (lower case, no punctuation)."""
-    from mmkit.data.captions import TEMPLATE_WORDS, tokenize
-
     words: set[str] = set(TEMPLATE_WORDS)
     tables = (SHAPE_WORDS, COLOUR_WORDS, TEXTURE_ADJ, TEXTURE_POST, SIZE_WORDS, HPOS_WORDS,
               RELATION_WORDS, STYLE_WORDS)

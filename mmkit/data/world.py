@@ -21,17 +21,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import numpy as np
 
+from mmkit._setup import usable_cores
 from mmkit.data import vocab as V
-from mmkit.data.directions import Direction, check_image_set, get_direction
 from mmkit.data.captions import CaptionStruct, make_caption, tokenize
+from mmkit.data.collection import CollectionBase
+from mmkit.data.directions import Direction, get_direction
 from mmkit.data.relevance import caption_relevance, scene_relevance
 from mmkit.data.render import render_scene
 from mmkit.data.sound import synth_scene
+from mmkit.data.speech import speak
 from mmkit.errors import InputError
 from mmkit.validate import integer, is_integer, number, positive_int
 
@@ -39,6 +44,8 @@ from mmkit.validate import integer, is_integer, number, positive_int
 _S_LABELS, _S_SPLIT, _S_SCENE, _S_CAPTION, _S_PIXELS, _S_AUDIO, _S_UNSEEN = range(7)
 
 SPLITS = ("train", "val", "test", "unseen")
+#: what the world holds as data (its speech is synthesised on demand, not recorded)
+WORLD_MODALITIES = ("text", "image", "audio")
 #: the world's scenes from which progress bars are shown while rendering (``progress=None``)
 PROGRESS_MIN_SCENES = 3000
 #: worlds of at least this many scenes render images and sounds in forked worker processes
@@ -50,10 +57,6 @@ _FORKED: "World | None" = None
 
 
 def _render_workers(n: int) -> int:
-    import multiprocessing as mp
-
-    from mmkit._setup import usable_cores
-
     if n < PARALLEL_MIN_SCENES or "fork" not in mp.get_all_start_methods():
         return 1
     return max(1, min(usable_cores(), math.ceil(n / RENDER_CHUNK)))
@@ -160,9 +163,14 @@ def _place(rng: np.random.Generator, sizes: list[int], y_max: float) -> list[tup
     return [(x, y) for x, y, _ in placed]
 
 
-class World:
+class World(CollectionBase):
     """A generated world. Cheap parts (scenes, captions, relevance) are built on creation;
     images and audio are rendered on first access and cached.
+
+    A :class:`~mmkit.data.collection.Collection`: ids, ground truth and directions come from
+    :class:`~mmkit.data.collection.CollectionBase`; the world grades relevance 0-3
+    (:meth:`relevance`) and defines every direction of
+    :data:`~mmkit.data.directions.DIRECTIONS` (its speech is synthesised: :meth:`speech`).
 
     Example:
         >>> w = World(WorldConfig(n=100, seed=0))
@@ -311,11 +319,19 @@ class World:
             raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
         return np.flatnonzero(self.split == split)
 
-    def caption_indices(self, image_indices: np.ndarray) -> np.ndarray:
-        """All caption indices of the given images, in image order."""
+    def caption_indices(self, image_indices: np.ndarray, first: int | None = None
+                        ) -> np.ndarray:
+        """Caption indices of the given images in image order: all of each image's
+        :attr:`captions_per_image` captions, or the ``first`` of them."""
         per = self.config.captions_per_image
+        keep = per if first is None else min(per, int(first))
         idx = np.asarray(image_indices)
-        return (idx[:, None] * per + np.arange(per)).reshape(-1)
+        return (idx[:, None] * per + np.arange(keep)).reshape(-1)
+
+    @property
+    def captions_per_image(self) -> int:
+        """Captions per image (``config.captions_per_image``)."""
+        return self.config.captions_per_image
 
     # ------------------------------------------------------------- modalities
     def __len__(self) -> int:
@@ -369,9 +385,6 @@ class World:
                 out[i] = getattr(self, method)(i)
                 bar.update(1)
         else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
             global _FORKED
             _FORKED = self   # forked children inherit it: nothing is pickled but the indices
             chunks = [(method, a, min(n, a + RENDER_CHUNK)) for a in range(0, n, RENDER_CHUNK)]
@@ -391,8 +404,6 @@ class World:
 
     def speech(self, j: int, sr: int | None = None) -> np.ndarray:
         """Caption ``j`` spoken by espeak-ng: float32 [T] at ``sr`` (default: the world's rate)."""
-        from mmkit.data.speech import speak
-
         return speak(self.captions[j], speaker=self.speaker_of(j),
                      sr=sr or self.config.sample_rate)
 
@@ -448,63 +459,38 @@ class World:
         images = np.arange(self.config.n) if images is None else np.asarray(images)
         return scene_relevance(self.objects[queries, 0, :3], self.objects[images, 0, :3])
 
-    def unit_ids(self, modality: str, images: np.ndarray) -> np.ndarray:
-        """The items of ``modality`` that belong to ``images``, as int64 ids: caption indices
-        for ``text`` and ``speech`` (all captions of each image, in image order), the image
-        indices themselves for ``image`` and ``audio``."""
-        from mmkit.data.directions import MODALITY_UNIT
+    # ------------------------------------------------------------- as a collection
+    #: speech is synthesised from the captions on demand (:meth:`speech`)
+    synthesised = ("speech",)
 
-        if modality not in MODALITY_UNIT:
-            raise InputError(f"unknown modality {modality!r}; choose one of "
-                             f"{', '.join(MODALITY_UNIT)}")
-        images = self._check_images(images)
-        if MODALITY_UNIT[modality] == "caption":
-            return self.caption_indices(images).astype(np.int64)
-        return images.astype(np.int64)
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """What the world holds as data: captions, images and sound clips
+        (:data:`WORLD_MODALITIES`); its speech is synthesised (:attr:`synthesised`)."""
+        return WORLD_MODALITIES
 
-    def direction_ids(self, direction: str | Direction,
-                      images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(query ids [Q], gallery ids [G]) of ``direction`` over ``images``."""
-        d = get_direction(direction)
-        return self.unit_ids(d.query, images), self.unit_ids(d.gallery, images)
+    @property
+    def collection_name(self) -> str:
+        return "this world"
 
-    def _check_images(self, images: np.ndarray) -> np.ndarray:
+    @property
+    def image_set_name(self) -> str:
         n = self.config.n
-        return check_image_set(images, n, f"this world (n={n}; a small world may have no test "
-                                          "images: use a larger n)")
+        return f"this world (n={n}; a small world may have no test images: use a larger n)"
 
-    def ground_truth(self, direction: str | Direction,
-                     images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Graded relevance and positives of one retrieval direction over a set of images.
-
-        Queries and gallery both come from ``images`` (e.g. the test split), as the direction's
-        entry in :data:`mmkit.data.directions.DIRECTIONS` says: caption queries are the images'
-        captions (:meth:`unit_ids`); relevance is :meth:`caption_relevance` (transposed for an
-        image query over captions) or :meth:`scene_relevance`; positives are the query's pair
-        or its class; an excluded query item (image->image) has relevance 0 and is no positive.
-
-        Returns:
-            relevance int8 [Q, G] in 0..3 and positives bool [Q, G].
-        """
-        d = get_direction(direction)
-        qids, gids = self.direction_ids(d, images)
-        if d.relevance == "scene":
-            rel = self.scene_relevance(qids, gids)
-        elif d.query_unit == "caption":
-            rel = self.caption_relevance(qids, gids)
-        else:
-            rel = self.caption_relevance(gids, qids).T.copy()
-        if d.positive == "class":
-            pos = rel == 3
-        elif d.query_unit == "caption":
-            pos = self.caption_image[qids][:, None] == gids[None, :]
-        else:
-            pos = qids[:, None] == self.caption_image[gids][None, :]
-        mask = d.self_mask(qids, gids)
-        if mask is not None:
-            rel[mask] = 0
-            pos[mask] = False
-        return rel, pos
+    def relevance(self, direction: str | Direction, query_ids: np.ndarray,
+                  gallery_ids: np.ndarray, positives: np.ndarray | None = None) -> np.ndarray:
+        """Graded relevance int8 [Q, G] in 0..3 of ``direction``'s gallery items to its
+        queries: :meth:`caption_relevance` (transposed for an image query over captions) or
+        :meth:`scene_relevance`, as the direction's entry in
+        :data:`mmkit.data.directions.DIRECTIONS` says. ``positives`` is not needed: the
+        world grades every pair. Used by :meth:`ground_truth`."""
+        direction = get_direction(direction)
+        if direction.relevance == "scene":
+            return self.scene_relevance(query_ids, gallery_ids)
+        if direction.query_unit == "caption":
+            return self.caption_relevance(query_ids, gallery_ids)
+        return self.caption_relevance(gallery_ids, query_ids).T.copy()
 
     def fingerprint(self) -> str:
         """SHA-256 over every array and caption of the world (images and audio included):

@@ -1,49 +1,123 @@
-"""Spoken captions into the joint space: a DAVEnet-style log-mel CNN (Harwath et al. 2018).
+"""Spoken captions into the joint space: a DAVEnet-style log-mel CNN (Harwath et al. 2018), the
+model.
 
-The speech tower is the audio chapter's log-mel CNN for speech
+The speech tower (:class:`SpeechTower`) is the audio chapter's log-mel CNN for speech
 (:class:`~mmkit.features.audio_cnn.LogMelCNN` at 40 mel bands, 20 ms hop, initialised from
 the ``audio_cnn_speech`` checkpoint) with a projection head into the space of the trained
-joint model (:mod:`mmkit.encoders.joint`, checkpoint ``joint_world``). The joint model stays
-frozen: the tower learns to put a spoken caption next to the image it describes (InfoNCE
-against the frozen image embeddings) and next to the same caption's text embedding
-(a distillation term, weight ``text_weight``), so that speech->image works through the very
-space text->image uses.
+joint model (:mod:`mmkit.encoders.joint`, checkpoint ``joint_world``); :class:`SpeechConfig`
+is its config (frozen, validated, the defaults written once).
 
-Training data: captions of fresh scenes (``config["world"]``, not the evaluation seed),
-spoken by espeak-ng with the world's six voices, synthesised in parallel worker processes and
-cached (:func:`~mmkit.features.audio_cnn.world_speech_log_mels`; about 0.03 s per caption).
-The manifest records the sha256 of the joint checkpoint it was aligned to: a speech tower
-aligned to another joint model is refused by :class:`~mmkit.methods.joint.JointMethod`.
+Training (:func:`~mmkit.encoders.speech_training.train_speech`, checkpoint ``joint_speech``)
+lives in :mod:`mmkit.encoders.speech_training`: the joint model stays frozen, the tower learns
+to put a spoken caption next to the image it describes (InfoNCE against the frozen image
+embeddings) and next to the same caption's text embedding (a distillation term, weight
+``text_weight``), so that speech->image works through the very space text->image uses.
+Training data: captions of fresh scenes (``config.world``, not the evaluation seed), spoken by
+espeak-ng with the world's six voices, synthesised in parallel worker processes and cached
+(:func:`~mmkit.features.audio_cnn.world_speech_log_mels`; about 0.03 s per caption). The
+manifest records the sha256 of the joint checkpoint it was aligned to: a speech tower aligned
+to another joint model is refused by the joint retrieval method (``JointMethod``).
+
+Old import paths keep working: :func:`~mmkit.encoders.evaluation.protocol_speech_results` is
+re-exported here, and ``train_speech``, ``SPEECH_CONFIG``, ``CHECKPOINTS`` are read from
+:mod:`mmkit.encoders.speech_training` on first use.
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from mmkit.checkpoints import CheckpointSpec, Trained
-from mmkit.errors import InputError
+from mmkit.data.world import WorldConfig
+from mmkit.encoders.config import Checks, DictConfig, TrainWorld, check_rate
+from mmkit.encoders.evaluation import protocol_speech_results  # noqa: F401  (re-export)
+from mmkit.features import audio_cnn
+from mmkit.features.audio import log_mel, prepare_audio
+from mmkit.validate import integer, number, positive_int
+
+
+@dataclass(frozen=True)
+class SpeechConfig(DictConfig):
+    """Architecture and training of a :class:`SpeechTower` (the defaults: the ``joint_speech``
+    checkpoint's config). ``SpeechConfig.from_dict(manifest["config"]).to_dict()`` is the
+    manifest's config; bad values raise ONE line listing every problem."""
+
+    #: the joint space's dimension (the joint model's ``dim``)
+    dim: int = 256
+    #: the log-mel CNN's three conv blocks and its embedding size
+    channels: tuple[int, ...] = (16, 32, 64)
+    cnn_dim: int = 128
+    dropout: float = 0.1
+    #: the frozen joint checkpoint the tower is aligned to
+    joint: str = "joint_world"
+    #: the checkpoint the CNN starts from (None: random weights)
+    init: str | None = "audio_cnn_speech"
+    #: spoken captions per scene (of the world's 5)
+    captions_per_image: int = 2
+    #: InfoNCE's initial temperature (learnable)
+    temperature: float = 0.07
+    #: weight of the speech-text distillation term
+    text_weight: float = 1.0
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    batch_size: int = 96
+    epochs: int = 12
+    seed: int = 0
+    #: score the evaluation split after training (speech->image, text->image)
+    evaluate: bool = True
+    #: the fresh scenes trained on (never the evaluation world's seed)
+    world: TrainWorld = TrainWorld(n=3000, seed=2101)
+
+    def __post_init__(self) -> None:
+        checks = Checks("SpeechConfig")
+        for name in ("dim", "cnn_dim", "batch_size", "epochs"):
+            checks(positive_int, getattr(self, name), name)
+        checks.ints(self.channels, "channels")
+        if isinstance(self.channels, (list, tuple)):
+            if len(self.channels) != 3:
+                checks.add(f"channels must list 3 numbers, got {list(self.channels)!r}")
+            object.__setattr__(self, "channels", tuple(self.channels))
+        checks(number, self.dropout, "dropout", low=0, high=1, high_open=True)
+        if not (isinstance(self.joint, str) and self.joint):
+            checks.add(f"joint must be a checkpoint name, got {self.joint!r}")
+        checks.name_or_none(self.init, "init")
+        checks(integer, self.captions_per_image, "captions_per_image", low=1,
+               high=WorldConfig().captions_per_image)
+        checks(number, self.temperature, "temperature", low=0, low_open=True)
+        checks(number, self.text_weight, "text_weight", low=0)
+        check_rate(checks, self.lr, "lr")
+        checks(number, self.weight_decay, "weight_decay", low=0)
+        checks(integer, self.seed, "seed", low=0)
+        checks.flag(self.evaluate, "evaluate")
+        object.__setattr__(self, "world", TrainWorld.coerce(self.world, checks, "world"))
+        checks.done()
+
+
+def speech_config(config: SpeechConfig | Mapping[str, Any]) -> SpeechConfig:
+    """``config`` as a :class:`SpeechConfig` (a checkpoint's config dict, or one already)."""
+    return SpeechConfig.from_dict(config)
 
 
 class SpeechTower(nn.Module):
     """Log-mel CNN + projection head: ``forward(logmel [N, 1, 40, T], lengths [N]) ->
-    float32 [N, dim]``."""
+    float32 [N, dim]``. ``config``: a :class:`SpeechConfig` or its dict (kept as
+    :attr:`config`, the :class:`SpeechConfig`)."""
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: SpeechConfig | Mapping[str, Any]) -> None:
         super().__init__()
-        from mmkit.features.audio_cnn import SPEECH_MEL, LogMelCNN
-
-        self.config = dict(config)
-        self.cnn = LogMelCNN(n_mels=SPEECH_MEL["n_mels"], channels=tuple(config["channels"]),
-                             out_dim=config["cnn_dim"], n_fft=SPEECH_MEL["n_fft"],
-                             hop_length=SPEECH_MEL["hop_length"], dropout=config["dropout"])
-        self.head = nn.Sequential(nn.Linear(config["cnn_dim"], 512), nn.GELU(),
-                                  nn.Linear(512, config["dim"]))
-        self.dim = int(config["dim"])
+        cfg = speech_config(config)
+        mel = audio_cnn.SPEECH_MEL
+        self.config = cfg
+        self.cnn = audio_cnn.LogMelCNN(n_mels=mel["n_mels"], channels=cfg.channels,
+                                       out_dim=cfg.cnn_dim, n_fft=mel["n_fft"],
+                                       hop_length=mel["hop_length"], dropout=cfg.dropout)
+        self.head = nn.Sequential(nn.Linear(cfg.cnn_dim, 512), nn.GELU(),
+                                  nn.Linear(512, cfg.dim))
+        self.dim = cfg.dim
 
     @property
     def mel_config(self) -> dict[str, int]:
@@ -63,160 +137,21 @@ class SpeechTower(nn.Module):
     @torch.no_grad()
     def embed_log_mels(self, mels: Sequence[np.ndarray]) -> np.ndarray:
         """Log-mels (a list of float32 [40, T_i]) -> L2-normalised float32 [M, dim]."""
-        from mmkit.features.audio_cnn import embed_log_mels
-
         was = self.training
         self.eval()
-        out = embed_log_mels(self, mels, batch_size=128)
+        out = audio_cnn.embed_log_mels(self, mels, batch_size=128)
         self.train(was)
         return out / (np.linalg.norm(out, axis=1, keepdims=True) + 1e-12)
 
     @torch.no_grad()
     def embed_audio(self, clips: Sequence[np.ndarray], sr: int) -> np.ndarray:
         """Spoken captions (mono float waveforms [T_i] at ``sr``) -> float32 [M, dim]."""
-        from mmkit.features.audio import log_mel, prepare_audio
-
         sr_model = self.cnn.sr
         mels = [log_mel(prepare_audio(c, sr, sr_model, name=f"clip {i}"), sr_model,
                         **self.mel_config)[0] for i, c in enumerate(clips)]
         return self.embed_log_mels(mels)
 
 
-def build_speech_tower(config: dict) -> SpeechTower:
+def build_speech_tower(config: SpeechConfig | Mapping[str, Any]) -> SpeechTower:
+    """The untrained tower of ``config`` (a :class:`SpeechConfig` or its dict)."""
     return SpeechTower(config)
-
-
-def _batch(mels: list[np.ndarray], idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    from mmkit.features.audio import FLOOR_DB
-
-    lengths = np.array([mels[i].shape[1] for i in idx])
-    x = np.full((len(idx), 1, mels[idx[0]].shape[0], int(lengths.max())), FLOOR_DB, np.float32)
-    for b, i in enumerate(idx):
-        x[b, 0, :, :lengths[b]] = mels[i]
-    return torch.from_numpy(x), torch.from_numpy(lengths)
-
-
-def train_speech(config: dict, progress: bool = True) -> Trained:
-    """Align a :class:`SpeechTower` to the frozen joint model ``config["joint"]``.
-
-    Spoken captions: ``config["captions_per_image"]`` of the 5 captions of every scene of
-    ``config["world"]`` (fresh scenes). Loss: InfoNCE(speech, image of its scene) +
-    ``text_weight`` * InfoNCE(speech, its caption's text embedding), targets frozen, two
-    captions of one scene in a batch are positives of each other, never negatives (the
-    losses' ``ids``). Metric: speech->image and
-    text->image on the protocol (:data:`mmkit.encoders.joint.PROTOCOL` test split).
-    """
-    from tqdm.auto import tqdm
-
-    from mmkit.checkpoints import load
-    from mmkit.data.world import World
-    from mmkit.encoders.joint import PROTOCOL
-    from mmkit.features.audio_cnn import world_speech_log_mels
-    from mmkit.losses import SymmetricInfoNCE
-
-    if int(config["world"]["seed"]) == PROTOCOL["seed"]:
-        raise InputError("train_speech: the training world must not be the evaluation world")
-    t0 = time.perf_counter()
-    seed = int(config.get("seed", 0))
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    joint, joint_manifest = load(config["joint"], progress=progress)
-    world = World(n=config["world"]["n"], seed=config["world"]["seed"], progress=progress)
-    per = world.config.captions_per_image
-    k = int(config["captions_per_image"])
-    chosen = np.stack([rng.choice(per, k, replace=False) for _ in range(world.config.n)])
-    caps = (np.arange(world.config.n)[:, None] * per + chosen).reshape(-1)
-    scene_of = np.repeat(np.arange(world.config.n), k)
-    image_emb = torch.from_numpy(joint.embed_images(world.images))
-    text_emb = torch.from_numpy(joint.embed_texts([world.captions[j] for j in caps]))
-    mels = world_speech_log_mels(world, caps, progress=progress)
-    tower = build_speech_tower(config)
-    if config.get("init"):
-        cnn, _ = load(config["init"], progress=progress)
-        state = {n: v for n, v in cnn.state_dict().items() if not n.startswith("heads.")}
-        tower.cnn.load_state_dict(state)
-    loss_img = SymmetricInfoNCE(temperature=config["temperature"], learnable=True)
-    loss_txt = SymmetricInfoNCE(temperature=config["temperature"], learnable=True)
-    opt = torch.optim.AdamW([{"params": tower.parameters()},
-                             {"params": list(loss_img.parameters()) + list(loss_txt.parameters()),
-                              "weight_decay": 0.0}],
-                            lr=config["lr"], weight_decay=config["weight_decay"])
-    bs = int(config["batch_size"])
-    n = len(caps)
-    steps = int(config["epochs"]) * (n // bs)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["lr"], total_steps=steps,
-                                                pct_start=0.1)
-    losses: list[float] = []
-    bar = tqdm(total=steps, desc="train speech tower", leave=False, disable=not progress)
-    train_start = time.perf_counter()
-    tower.train()
-    step = 0
-    while step < steps:
-        order = rng.permutation(n)   # two captions of one scene in a batch: masked by ids
-        for b in range(n // bs):
-            if step >= steps:
-                break
-            idx = order[b * bs:(b + 1) * bs]
-            x, lengths = _batch(mels, idx)
-            z = tower(x, lengths)
-            ids = torch.from_numpy(scene_of[idx])
-            loss = loss_img(z, image_emb[scene_of[idx]], ids) + \
-                config["text_weight"] * loss_txt(z, text_emb[idx], ids)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            bar.update(1)
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-    bar.close()
-    train_seconds = time.perf_counter() - train_start
-    tower.eval()
-    window = max(1, min(20, len(losses) // 4))   # mean loss of the first and last steps
-    metrics = {"train_loss_start": round(float(np.mean(losses[:window])), 4),
-               "train_loss_end": round(float(np.mean(losses[-window:])), 4),
-               "train_seconds": round(train_seconds, 1)}
-    if config.get("evaluate", True):
-        metrics.update(protocol_speech_results(joint, tower))
-    return Trained(tower, metrics, {
-        "world": dict(config["world"]), "spoken_captions": int(n), "steps": step,
-        "joint_checkpoint": config["joint"], "joint_sha256": joint_manifest["sha256"],
-        "setup_seconds": round(train_start - t0, 1)})
-
-
-def protocol_speech_results(joint, tower: SpeechTower) -> dict[str, float]:
-    """speech->image and text->image R@1 / R@10 on the protocol's test split."""
-    from mmkit.encoders.joint import ProtocolData
-    from mmkit.features.audio_cnn import world_speech_log_mels
-    from mmkit.methods.evaluate import Embedded, score_direction, score_metrics
-
-    data = ProtocolData()
-    w, test = data.world, data.test
-    caps = w.caption_indices(test)
-    img = joint.embed_images(data.images)
-    out = {}
-    for name, vectors in (("speech->image", tower.embed_log_mels(
-            world_speech_log_mels(w, caps))), ("text->image", joint.embed_texts(data.captions))):
-        run = score_direction(w, name, test, Embedded(vectors, caps), Embedded(img, test))
-        res = score_metrics(run.scores, run.relevance, run.positives)
-        key = name.replace("->", "_to_")
-        out[f"protocol_{key}_R@1"] = round(float(res["R@1"]), 4)
-        out[f"protocol_{key}_R@10"] = round(float(res["R@10"]), 4)
-    return out
-
-
-SPEECH_CONFIG: dict[str, Any] = {
-    "dim": 256, "channels": [16, 32, 64], "cnn_dim": 128, "dropout": 0.1, "joint": "joint_world",
-    "init": "audio_cnn_speech", "captions_per_image": 2, "temperature": 0.07,
-    "text_weight": 1.0, "lr": 2e-3, "weight_decay": 0.01, "batch_size": 96, "epochs": 12,
-    "seed": 0, "evaluate": True, "world": {"n": 3000, "seed": 2101}}
-
-CHECKPOINTS: dict[str, CheckpointSpec] = {
-    "joint_speech": CheckpointSpec(
-        name="joint_speech", build=build_speech_tower, train=train_speech,
-        config=SPEECH_CONFIG, description="spoken captions into the joint_world space "
-                                         "(DAVEnet-style log-mel CNN + head)", seconds=1200,
-        threads=1),
-}

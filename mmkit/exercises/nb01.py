@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from mmkit.exercises import Feedback, close, not_answered
+from mmkit.features.visual import spatial_pyramid, to_rgb_uint8
+from mmkit.metrics import average_precision
 from mmkit.validate import is_integer
 
 
@@ -11,7 +13,6 @@ def check_cell_histogram(image: np.ndarray, level: int, row: int, col: int, answ
                          bins: tuple[int, int, int] = (8, 3, 3)) -> Feedback:
     """Exercise 1: the colour histogram of cell (``row``, ``col``) of level ``level`` of the
     spatial pyramid of ``image`` (uint8 [H, W, 3]): an array [prod(bins)] summing to 1."""
-    from mmkit.features.visual import spatial_pyramid, to_rgb_uint8
 
     if answer is None:
         return not_answered()
@@ -64,7 +65,6 @@ def check_style_map(scores: np.ndarray, positives: np.ndarray, styles: np.ndarra
                     answer) -> Feedback:
     """Exercise 3: the image -> image mAP of the queries of one style (``styles[q] == style``),
     from a score matrix [Q, G] (the query itself scored ``-inf``) and positives bool [Q, G]."""
-    from mmkit.metrics import average_precision
 
     if answer is None:
         return not_answered()

@@ -6,6 +6,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from mmkit.exercises import Feedback, close, not_answered
+from mmkit.features.minilm import load_minilm_tokenizer
+from mmkit.features.ocr import word_query
+from mmkit.features.text import caption_agreement
+from mmkit.features.word2vec import synonym_neighbour_rate
 from mmkit.validate import is_integer
 
 
@@ -16,8 +20,6 @@ def check_wordpiece_count(caption: str, answer: int | None) -> Feedback:
         return not_answered()
     if not is_integer(answer):
         return Feedback(False, f"answer with a number of tokens (an integer), got {answer!r}")
-    from mmkit.features.text_encoders import load_minilm_tokenizer
-
     pieces = load_minilm_tokenizer().tokenize(caption)
     if int(answer) == len(pieces):
         return Feedback(True, f"{len(pieces)} pieces: {' '.join(pieces)}")
@@ -38,8 +40,6 @@ def check_synonym_top3(vectors: np.ndarray, tokenizer, groups: dict[str, list[li
         value = float(answer)
     except (TypeError, ValueError):
         return Feedback(False, f"answer with a number (a fraction), got {answer!r}")
-    from mmkit.features.text_encoders import synonym_neighbour_rate
-
     expected = synonym_neighbour_rate(vectors, tokenizer, groups, k=3)[0]
     top1 = synonym_neighbour_rate(vectors, tokenizer, groups)[0]
     if close(value, expected, 1e-6):
@@ -59,8 +59,6 @@ def check_caption_grade(world, a: int, b: int, answer: int | None) -> Feedback:
         return not_answered()
     if not is_integer(answer):
         return Feedback(False, f"answer with a grade 0-3 (an integer), got {answer!r}")
-    from mmkit.features.text import caption_agreement
-
     expected = int(caption_agreement(world.caption_main[[a]], world.caption_main[[b]])[0, 0])
     if int(answer) == expected:
         return Feedback(True, f"grade {expected}: compare world.caption_struct(a).main and "
@@ -76,8 +74,6 @@ def check_word_query(reads: Sequence[str], truth: Sequence[str], word: str,
     judged by the true sign words ``truth``."""
     if answer is None:
         return not_answered()
-    from mmkit.features.text_encoders import word_query
-
     try:
         p, r = (float(v) for v in answer)
     except (TypeError, ValueError):

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmkit.data.ceiling import caption_log_likelihood
 from mmkit.errors import InputError
 from mmkit.exercises import Feedback, close, not_answered, number
+from mmkit.scoring import modality_gap  # re-export: the kit's one definition of the gap
 
 
 def _square(sim) -> np.ndarray:
@@ -93,8 +95,6 @@ def check_likelier_image(world, caption: int, image_a: int, image_b: int,
     answer ``"a"``, ``"b"`` or ``"equal"``."""
     if answer is None:
         return not_answered()
-    from mmkit.data.ceiling import caption_log_likelihood
-
     word = str(answer).strip().lower()
     if word not in ("a", "b", "equal"):
         return Feedback(False, f"answer 'a', 'b' or 'equal', got {answer!r}")
@@ -112,22 +112,10 @@ def check_likelier_image(world, caption: int, image_a: int, image_b: int,
                            "about, another object that could have been the main one?")
 
 
-def modality_gap(image_emb, text_emb) -> float:
-    """Euclidean distance between the centroids of L2-normalised image embeddings
-    float [N, d] and text embeddings float [M, d]."""
-    a = np.asarray(image_emb, np.float64)
-    b = np.asarray(text_emb, np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not len(a) or not len(b):
-        raise InputError(f"image_emb and text_emb must be [N, d] and [M, d] with the same d, "
-                         f"got {a.shape} and {b.shape}")
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return float(np.linalg.norm(a.mean(0) - b.mean(0)))
-
-
 def check_modality_gap(image_emb, text_emb, answer: float | None) -> Feedback:
     """Exercise 4: the modality gap, the distance between the centroid of the (L2-normalised)
-    image embeddings and that of the text embeddings, to 1e-3."""
+    image embeddings and that of the text embeddings, to 1e-3
+    (:func:`mmkit.scoring.modality_gap`)."""
     if answer is None:
         return not_answered()
     got = number(answer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mmkit.encoders.metric_learning import retrieval_scores
 from mmkit.exercises import Feedback, close, not_answered
 from mmkit.losses import TripletMarginLoss
 from mmkit.miners import TripletMarginMiner
@@ -54,8 +55,6 @@ def check_map_at_r(feats, labels, answer: float | None) -> Feedback:
     relevant), as pytorch-metric-learning's AccuracyCalculator reports it."""
     if answer is None:
         return not_answered()
-    from mmkit.encoders.metric import retrieval_scores
-
     got = retrieval_scores(feats, labels)
     if close(answer, got["map_at_r"], 1e-4):
         return Feedback(True, f"MAP@R = {got['map_at_r']:.4f}")

@@ -26,6 +26,8 @@ import numpy as np
 
 from mmkit.errors import InputError
 from mmkit.features.similarity import cosine_scores  # noqa: F401 - re-exported
+from mmkit.metrics import average_precision, map_at_r, precision_at_k
+from mmkit.validate import integer
 
 #: log-mel floor in dB (power 1e-10): silent frames sit here, never at -inf
 FLOOR_DB = -100.0
@@ -75,8 +77,6 @@ def check_clips(clips: Any, name: str = "clips") -> np.ndarray:
 
 
 def _check_rate(sr: Any, name: str = "sr") -> int:
-    from mmkit.validate import integer
-
     return integer(sr, name, low=1000)
 
 
@@ -330,8 +330,6 @@ def self_retrieval(features: np.ndarray, labels: np.ndarray, k: int = 10,
 
 
 def _metrics(scores: np.ndarray, labels: np.ndarray, k: int) -> dict[str, float]:
-    from mmkit.metrics import average_precision, map_at_r, precision_at_k
-
     rel = (labels[:, None] == labels[None, :]).astype(np.int8)
     np.fill_diagonal(rel, 0)
     return {"mAP": float(average_precision(scores, rel).mean()),

@@ -33,9 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmkit._setup import usable_cores
 from mmkit.checkpoints import CheckpointSpec, Trained
+from mmkit.data.speech import VOICES, SpeechUnavailable, speak, speech_available
+from mmkit.data.world import World
 from mmkit.errors import InputError
 from mmkit.features.audio import FLOOR_DB, check_clips, log_mel, prepare_audio, self_retrieval
+from mmkit.features.cache import array_key, cached, text_key
+from mmkit.training import LossLog, progress_bar
 
 #: log-mel settings of the sound model (1 s clips at 16 kHz: 63 frames)
 SOUND_MEL: dict[str, int] = {"n_mels": 64, "n_fft": 1024, "hop_length": 256}
@@ -187,15 +192,11 @@ def embed_audio(model: LogMelCNN, clips: np.ndarray | Sequence[np.ndarray], sr: 
 
 # ------------------------------------------------------------------ speech synthesis + cache
 def _speak_chunk(args: tuple[list[str], list[int], int, dict]) -> list[np.ndarray]:
-    from mmkit.data.speech import speak
-
     texts, speakers, sr, mel = args
     return [log_mel(speak(t, s, sr=sr), sr, **mel)[0] for t, s in zip(texts, speakers)]
 
 
 def _workers(workers: int | None) -> int:
-    from mmkit._setup import usable_cores
-
     if workers is not None:
         return max(1, int(workers))
     return usable_cores()
@@ -215,8 +216,6 @@ def synthesise_log_mels(texts: Sequence[str], speakers: Sequence[int], sr: int =
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm.auto import tqdm
-
-    from mmkit.data.speech import SpeechUnavailable, speech_available
 
     mel = dict(SPEECH_MEL if mel is None else mel)
     texts, speakers = list(texts), [int(s) for s in speakers]
@@ -257,8 +256,6 @@ def speech_log_mels(texts: Sequence[str], speakers: Sequence[int], sr: int = 160
     recomputes. It holds two entries: the frame counts (int64 [N]) and the log-mels packed
     along time as float16 [n_mels, sum T_i] (about 0.03 dB of precision; half the disk).
     """
-    from mmkit.data.speech import VOICES
-    from mmkit.features.cache import array_key, cached, text_key
 
     mel = dict(SPEECH_MEL if mel is None else mel)
     texts, speakers = [str(t) for t in texts], [int(s) for s in speakers]
@@ -312,20 +309,17 @@ def _fit(model: LogMelCNN, mels: list[np.ndarray], targets: dict[str, np.ndarray
          train: np.ndarray, config: dict, progress: bool, desc: str) -> list[float]:
     """Adam on the sum of the heads' cross-entropies (targets -1 are ignored); returns the
     mean training loss of every epoch."""
-    from tqdm.auto import tqdm
-
     gen = torch.Generator().manual_seed(int(config["seed"]))
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=1e-4)
     steps = config["epochs"] * math.ceil(len(train) / config["batch_size"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["lr"], total_steps=steps)
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
     tgt = {k: torch.from_numpy(np.asarray(v, np.int64)) for k, v in targets.items()}
-    history = []
+    log = LossLog()
     model.train()
-    bar = tqdm(range(config["epochs"]), desc=desc, leave=False, disable=not progress)
+    bar = progress_bar(range(config["epochs"]), progress=progress, desc=desc)
     for _ in bar:
         perm = train[torch.randperm(len(train), generator=gen).numpy()]
-        total, count = 0.0, 0
         for start in range(0, len(perm), config["batch_size"]):
             idx = perm[start:start + config["batch_size"]]
             (local, x, lengths), = _batches([mels[i] for i in idx], len(idx), False, "")
@@ -336,11 +330,10 @@ def _fit(model: LogMelCNN, mels: list[np.ndarray], targets: dict[str, np.ndarray
             loss.backward()
             opt.step()
             sched.step()
-            total, count = total + float(loss.detach()) * len(idx), count + len(idx)
-        history.append(total / count)
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
+            log.add(loss, n=len(idx))
+        bar.set_postfix(loss=f"{log.end_epoch():.3f}")
     model.eval()
-    return history
+    return log.epochs
 
 
 def _accuracy(model: LogMelCNN, mels: list[np.ndarray], targets: dict[str, np.ndarray],
@@ -361,8 +354,6 @@ def _accuracy(model: LogMelCNN, mels: list[np.ndarray], targets: dict[str, np.nd
 
 
 def _train_sound(config: dict, progress: bool) -> Trained:
-    from mmkit.data.world import World
-
     world = World(n=config["world_n"], seed=config["world_seed"], progress=progress)
     sr = world.config.sample_rate
     if sr != config["sr"]:
@@ -388,8 +379,6 @@ def _train_sound(config: dict, progress: bool) -> Trained:
 
 
 def _train_speech(config: dict, progress: bool) -> Trained:
-    from mmkit.data.world import World
-
     world = World(n=config["world_n"], seed=config["world_seed"], progress=False)
     if world.config.sample_rate != config["sr"]:
         raise InputError(f"the training world speaks at {world.config.sample_rate} Hz, the "

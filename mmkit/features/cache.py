@@ -21,14 +21,13 @@ from typing import Any
 import numpy as np
 
 from mmkit._io import atomic_write_bytes
+from mmkit._setup import project_root
 
 CACHE_VERSION = 1
 
 
 def cache_dir() -> Path:
     """``$MMKIT_DATA/cache`` or the project's ``data/cache``."""
-    from mmkit._setup import project_root
-
     return Path(os.environ.get("MMKIT_DATA", project_root() / "data")) / "cache"
 
 

@@ -1,7 +1,8 @@
 """Text features: checked text input, a word-level tokenizer, bag of words and TF-IDF, and the
 ground truth of text -> text retrieval on the world.
 
-Bad input (:func:`as_texts`, used by every encoder of :mod:`mmkit.features.text_encoders`):
+Bad input (:func:`as_texts`, used by the text encoders of
+:mod:`~mmkit.features.sentence_encoders` and :mod:`~mmkit.features.minilm`):
 
 - ``None`` in a list of texts is refused with one line naming its index (a missing caption is a
   bug upstream; pass ``""`` for a text that says nothing), and so is any entry that is neither
@@ -23,9 +24,10 @@ from typing import Any
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from mmkit.data.captions import _TOKEN, tokenize
+from mmkit.data.vocab import _TOKEN, tokenize, vocabulary_words
 from mmkit.errors import InputError
 from mmkit.features.similarity import cosine_scores  # noqa: F401 - re-exported
+from mmkit.metrics import average_precision, ndcg_at_k, precision_at_k
 
 #: special tokens of :class:`WordTokenizer`: padding is id 0, unknown words id 1
 PAD, UNK = "[PAD]", "[UNK]"
@@ -163,8 +165,6 @@ class WordTokenizer:
     def world(cls) -> "WordTokenizer":
         """The world's closed vocabulary (:func:`mmkit.data.vocab.vocabulary_words`, sorted):
         the same ids on every machine, so the trained checkpoints need no vocabulary file."""
-        from mmkit.data.vocab import vocabulary_words
-
         return cls.from_words(sorted(vocabulary_words()))
 
     def to_json(self) -> str:
@@ -328,8 +328,6 @@ def text_retrieval_metrics(scores: np.ndarray, grades: np.ndarray,
                            positives: np.ndarray) -> dict[str, float]:
     """mAP and P@10 over ``positives`` (bool [Q, N]) and NDCG@10 over ``grades`` (linear gain),
     averaged over the queries, for a score matrix [Q, N] (higher is better)."""
-    from mmkit.metrics import average_precision, ndcg_at_k, precision_at_k
-
     pos = np.asarray(positives).astype(np.int8)
     return {"mAP": float(average_precision(scores, pos).mean()),
             "P@10": float(precision_at_k(scores, pos, 10).mean()),

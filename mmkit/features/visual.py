@@ -1,17 +1,19 @@
 """Handcrafted visual features: colour histograms, LBP texture, HOG and spatial pyramids
-(scikit-image), plus :func:`to_rgb_uint8`, the one conversion every image entry point of mmkit
-uses.
+(scikit-image). Their image input goes through :func:`mmkit.data.images.check_images`, the
+one pixel check every image entry point of mmkit uses (:func:`to_rgb_uint8` is its older name,
+re-exported here).
 
 These are the classic baseline descriptors: colour says *what colour*, local binary patterns
 say *what texture*, HOG (histograms of oriented gradients) says *what shape*, and a spatial
 pyramid says *where*. None of them knows anything about words.
 
-Image input, everywhere (:func:`to_rgb_uint8`):
+Image input, everywhere (:func:`~mmkit.data.images.check_images`, alias :func:`to_rgb_uint8`):
 
 - shapes: one image ``[H, W]`` (grey) or ``[H, W, C]``, or a batch ``[N, H, W, C]``, with
-  ``C`` in 1 (grey), 3 (RGB), 4 (RGBA); a list of equal-shaped images is stacked. A 3-D array is one image ``[H, W, C]``; a batch of grey images must be
-  ``[N, H, W, 1]`` (``[N, H, W]`` is ambiguous and refused). Channels-first ``[N, C, H, W]`` is
-  refused with a hint.
+  ``C`` in 1 (grey), 3 (RGB), 4 (RGBA); a list of equal-shaped images is stacked. A 3-D
+  array is one image ``[H, W, C]``; a batch of grey images must be ``[N, H, W, 1]``
+  (``[N, H, W]`` is ambiguous and refused). Channels-first ``[N, C, H, W]`` is refused with
+  a hint.
 - grey is repeated to RGB; RGBA is composited over a white background (as
   ``skimage.color.rgba2rgb`` does).
 - dtypes: ``uint8`` as is; ``uint16`` is scaled to 0..255 (``round(x / 257)``: 65535 -> 255);
@@ -30,102 +32,12 @@ from skimage.color import rgb2hsv
 from skimage.feature import hog, local_binary_pattern
 from tqdm.auto import tqdm
 
+from mmkit.data.images import CHANNELS, check_images, to_rgb_uint8  # noqa: F401 - re-export
 from mmkit.errors import InputError
-
-#: channel counts that :func:`to_rgb_uint8` understands: grey, RGB, RGBA
-CHANNELS = (1, 3, 4)
-
-
-def _stack(images, name: str) -> np.ndarray:
-    if isinstance(images, (list, tuple)):
-        if not images:
-            raise InputError(f"{name}: empty list of images")
-        arrays = [np.asarray(a) for a in images]
-        first = arrays[0].shape
-        for k, a in enumerate(arrays):
-            if a.shape != first:
-                raise InputError(f"{name}: images of different shapes cannot be batched "
-                                 f"(image 0 is {first}, image {k} is {a.shape}); resize them "
-                                 "first")
-        return np.stack(arrays)
-    if type(images).__module__.startswith("torch"):
-        images = images.detach().cpu().numpy()
-    return np.asarray(images)
-
-
-def to_rgb_uint8(images, name: str = "images") -> np.ndarray:
-    """Any supported image or batch -> uint8 [N, H, W, 3] RGB (see the module docstring).
-
-    Args:
-        images: ``[H, W]``, ``[H, W, C]`` or ``[N, H, W, C]`` (``C`` in 1, 3, 4) of dtype
-            uint8, uint16, bool, another integer type within 0..255, or float in [0, 1];
-            or a list of such images of one shape.
-        name: how the argument is called in error messages.
-
-    Returns:
-        uint8 [N, H, W, 3]. A uint8 RGB batch is returned as is (no copy).
-
-    Raises:
-        InputError: one line naming the problem (shape, dtype, value range).
-    """
-    a = _stack(images, name)
-    want = "[N, H, W, 3] RGB (or [H, W], [H, W, C], [N, H, W, C] with C = 1, 3 or 4)"
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise InputError(f"{name}: expected a numeric image array, got dtype {a.dtype}")
-    if np.issubdtype(a.dtype, np.complexfloating):
-        raise InputError(f"{name}: complex images are not supported (dtype {a.dtype})")
-    if a.ndim == 2:
-        a = a[None, :, :, None]
-    elif a.ndim == 3:
-        if a.shape[-1] not in CHANNELS:
-            raise InputError(f"{name} must be {want}, got shape {a.shape} (a batch of grey "
-                             "images must be [N, H, W, 1])")
-        a = a[None]
-    elif a.ndim == 4:
-        if a.shape[-1] not in CHANNELS:
-            hint = (" - it looks channels-first [N, C, H, W]; move the channels last "
-                    "(images.transpose(0, 2, 3, 1))" if a.shape[1] in CHANNELS else "")
-            raise InputError(f"{name} must be {want}, got shape {a.shape}{hint}")
-    else:
-        raise InputError(f"{name} must be {want}, got shape {a.shape}")
-    if a.shape[0] == 0 or a.shape[1] == 0 or a.shape[2] == 0:
-        raise InputError(f"{name}: empty image batch, shape {a.shape}")
-    a = _to_uint8(a, name)
-    c = a.shape[-1]
-    if c == 1:
-        return np.repeat(a, 3, axis=-1)
-    if c == 4:
-        rgb = a[..., :3].astype(np.float32)
-        alpha = a[..., 3:].astype(np.float32) / 255.0
-        out = rgb * alpha + 255.0 * (1.0 - alpha)  # over a white background
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    return a
-
-
-def _to_uint8(a: np.ndarray, name: str) -> np.ndarray:
-    if a.dtype == np.uint8:
-        return a
-    if a.dtype == bool:
-        return a.astype(np.uint8) * 255
-    if a.dtype == np.uint16:
-        return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    if np.issubdtype(a.dtype, np.integer):
-        lo, hi = int(a.min()), int(a.max())
-        if lo < 0 or hi > 255:
-            raise InputError(f"{name}: {a.dtype} values must lie in 0..255, found {lo}..{hi} "
-                             "(pass uint8, or uint16 for 16-bit images)")
-        return a.astype(np.uint8)
-    if not np.isfinite(a).all():
-        raise InputError(f"{name}: float image contains NaN or infinite values")
-    lo, hi = float(a.min()), float(a.max())
-    if lo < 0.0 or hi > 1.0:
-        raise InputError(f"{name}: float images must lie in [0, 1], found {lo:.3g}..{hi:.3g} "
-                         "(divide [0, 255] floats by 255, or cast them to uint8)")
-    return np.rint(a * 255.0).astype(np.uint8)
 
 
 def _as_batch(images: np.ndarray) -> np.ndarray:
-    return to_rgb_uint8(images)
+    return check_images(images, name="images")
 
 
 def colour_histogram(images: np.ndarray, bins: tuple[int, int, int] = (12, 4, 4)) -> np.ndarray:

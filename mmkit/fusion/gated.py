@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from mmkit.errors import InputError
-from mmkit.fusion.scores import normalise, presence, stack_scores
+from mmkit.fusion.scores import normalise, presence, stack_scores, weighted_sum
+from mmkit.training import LossLog, seeded
 
 N_FEATURES = 4
 
@@ -87,8 +88,6 @@ class GatedFusion(nn.Module):
 
     def fuse(self, scores, present: np.ndarray | None = None) -> np.ndarray:
         """The gated fusion float64 [Q, G] (z-scored weighted sum with per-query weights)."""
-        from mmkit.fusion.scores import weighted_sum
-
         return weighted_sum(scores, self.weights(scores, present), "zscore", present)
 
 
@@ -109,11 +108,10 @@ def train_gated(model: GatedFusion, scores, positives: np.ndarray, epochs: int =
         raise InputError(f"train_gated: positives must be {z.shape[1:]}, got {tuple(pos.shape)}")
     has_pos = pos.any(1).numpy()
     z, pos, have0 = z[:, has_pos], pos[torch.as_tensor(has_pos)], have0[has_pos]
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
+    rng = seeded(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     m, q, _ = z.shape
-    history = []
+    log = LossLog()
     model.train()
     for _ in range(epochs):
         zz = z.copy()
@@ -134,6 +132,6 @@ def train_gated(model: GatedFusion, scores, positives: np.ndarray, epochs: int =
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history.append(float(loss.detach()))
+        log.add(loss)
     model.eval()
-    return history
+    return log.steps

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from mmkit.errors import InputError
+from mmkit.fusion.scores import normalise
 
 
 def knn_graph(similarity: np.ndarray, k: int) -> sp.csr_array:
@@ -112,7 +113,6 @@ def restart_vector(scores: np.ndarray, n_layers: int, top: int = 10,
     """Restart distributions float64 [L G, Q] from an input ranking ``scores`` float [Q, G]:
     each query's mass sits on its ``top`` best items, softmax(z / temperature) of their
     z-scored input scores, in every layer (shared by ``layer_weights``, default equal)."""
-    from mmkit.fusion.scores import normalise
 
     s = np.asarray(scores, np.float64)
     q, g = s.shape
@@ -148,7 +148,6 @@ def rerank(scores: np.ndarray, P: sp.csr_array, n_layers: int, r: float = 0.3,
 @dataclass(frozen=True)
 class GraphSetting:
     """One configuration of the multi-layer walk (what :func:`tune_graph` searches)."""
-
     layer_weights: tuple[float, ...]
     inter_weight: float
     restart: float

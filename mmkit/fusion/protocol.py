@@ -21,14 +21,16 @@ the score-level modules do not.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from mmkit.errors import InputError
+from mmkit.features.cache import array_key, cached
 from mmkit.fusion.composed import ComposedQueries, all_modification_texts, make_composed_queries
+from mmkit.methods import RetrievalMethod, available_methods, get_method
+from mmkit.scoring import score_metrics
 
 
 @dataclass
@@ -63,24 +65,24 @@ class SceneEmbeddings:
         return self.mods[[row[t] for t in texts]]
 
 
-def method_fingerprint(name: str) -> str:
-    """What identifies a method's embeddings in the cache: its name and, for a method loaded
-    from committed checkpoints, the manifests' sha256s."""
-    parts = [name]
-    trained = Path(__file__).resolve().parents[1] / "trained"
-    for f in sorted(trained.glob(f"{name}_*.json")):
-        try:
-            parts.append(json.loads(f.read_text()).get("sha256", f.name))
-        except (OSError, ValueError):
-            parts.append(f.name)
-    return "|".join(parts)
+def method_fingerprint(method: "LazyMethod | RetrievalMethod | str") -> str:
+    """What identifies a method's embeddings in the cache:
+    :attr:`~mmkit.methods.base.RetrievalMethod.fingerprint` (for a method built from
+    checkpoints, the sha256 of the weights it loaded or, before loading, of those it would
+    load: :attr:`mmkit.methods.joint.JointMethod.fingerprint`,
+    :attr:`mmkit.methods.clip.ClipMethod.fingerprint`). ``method``: a method, a
+    :class:`LazyMethod` or a registered name (an unfitted instance is asked; nothing is
+    fitted)."""
+    if isinstance(method, str):
+        method = get_method(method)
+    elif isinstance(method, LazyMethod):
+        method = method.instance()
+    return method.fingerprint
 
 
 def pick_method() -> str:
     """``"joint"`` when it is registered AND its committed checkpoint is there (never a
     15-minute retraining inside a notebook), else ``"baseline"``."""
-    from mmkit.methods import available_methods
-
     trained = Path(__file__).resolve().parents[1] / "trained" / "joint_world.safetensors"
     return "joint" if "joint" in available_methods() and trained.is_file() else "baseline"
 
@@ -95,14 +97,25 @@ class LazyMethod:
         self.fit_world = fit_world
         self.progress = progress
         self._method = None
+        self._fitted = False
+
+    def instance(self):
+        """The method, made but not fitted yet (its :attr:`fingerprint` needs no fit)."""
+        if self._method is None:
+            kwargs = {"progress": self.progress} if self.name == "baseline" else {}
+            self._method = get_method(self.name, **kwargs)
+        return self._method
+
+    @property
+    def fingerprint(self) -> str:
+        """:func:`method_fingerprint` of the method (fits nothing)."""
+        return method_fingerprint(self.instance())
 
     def get(self):
-        if self._method is None:
-            from mmkit.methods import get_method
-
-            kwargs = {"progress": self.progress} if self.name == "baseline" else {}
-            self._method = get_method(self.name, **kwargs).fit(
-                self.fit_world, self.fit_world.indices("train"))
+        """The method, fitted on ``fit_world``'s train split (once)."""
+        if not self._fitted:
+            self.instance().fit(self.fit_world, self.fit_world.indices("train"))
+            self._fitted = True
         return self._method
 
 
@@ -111,16 +124,15 @@ def embed_scenes(world, images: np.ndarray, method: "LazyMethod | str | None" = 
     """Embed the scenes ``images`` of ``world`` (and their captions, the modification
     sentences) with ``method`` (a :class:`LazyMethod`, or a name: fitted on ``world``'s train
     split). Cached under ``data/cache``, keyed by the world's config, the images, the method's
-    fingerprint and its fit world's config: a cache hit fits nothing."""
-    from mmkit.features.cache import array_key, cached
-
+    fingerprint (:func:`method_fingerprint`: the weights it loads) and its fit world's config:
+    a cache hit fits nothing."""
     images = np.asarray(images, np.int64)
     if not isinstance(method, LazyMethod):
         method = LazyMethod(method, world)
     if method.fit_world is None:
         method.fit_world = world
     parts = {"world": world.config.to_dict(), "images": array_key(images),
-             "method": method_fingerprint(method.name),
+             "method": method.fingerprint,
              "fit_world": method.fit_world.config.to_dict()}
     fitted = method.get
 
@@ -176,9 +188,8 @@ class QuerySet:
             np.float64)
 
     def metrics(self, fused: np.ndarray) -> dict[str, float]:
-        """R@1/5/10, mAP, NDCG@10 of a score matrix float [Q, G] (the demo's metrics)."""
-        from mmkit.methods.evaluate import score_metrics
-
+        """R@1/5/10, mAP, NDCG@10 of a score matrix float [Q, G] (the demo's metrics:
+        :func:`mmkit.scoring.score_metrics`)."""
         return score_metrics(fused, self.relevance, self.positives)
 
     def subset(self, rows: np.ndarray) -> "QuerySet":

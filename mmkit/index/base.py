@@ -1,12 +1,17 @@
-"""The one interface of every search index, its input checks, the factory and the loader.
+"""The one interface of every search index and its input checks.
+
+The factory and the loader (:func:`~mmkit.index.factory.build_index`,
+:func:`~mmkit.index.factory.load_index`), which pick a backend by kind, are in
+:mod:`mmkit.index.factory`: this module never imports a backend.
 
 Conventions shared by all kinds:
 
 - vectors and queries are [N, D] / [Q, D] arrays (numpy or torch, any real dtype; stored
   as float32). NaN/inf values are rejected.
-- ``metric="ip"``: score = inner product, higher is better.
-  ``metric="cosine"``: vectors and queries are scaled to unit length, then "ip".
-  ``metric="l2"``: the returned scores are SQUARED Euclidean distances, ascending (lower
+- ``metric`` names how vectors are compared (one of :data:`SIMILARITIES`):
+  ``"ip"``: score = inner product, higher is better.
+  ``"cosine"``: vectors and queries are scaled to unit length, then "ip".
+  ``"l2"``: the returned scores are SQUARED Euclidean distances, ascending (lower
   is better), as in faiss.
 - every stored vector has an int64 id >= 0: yours (``add(x, ids=...)``) or, by default,
   consecutive numbers that continue after the largest id so far (0, 1, 2, ... at first).
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import abc
 import os
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,7 +38,9 @@ from mmkit.errors import MMKitError
 from mmkit.validate import positive_int
 
 KINDS = ("exact", "flat", "ivf", "hnsw", "ivfpq")
-METRICS = ("ip", "cosine", "l2")
+#: how an index compares vectors (its ``metric=``): similarities ("ip", "cosine") or the
+#: squared Euclidean distance ("l2"). Not evaluation metrics (R@K, mAP: :mod:`mmkit.metrics`).
+SIMILARITIES = ("ip", "cosine", "l2")
 FILE_FORMAT = "mmkit.index"
 FILE_VERSION = 1
 #: largest vector length accepted: inner products of two such vectors (and the squared
@@ -122,8 +130,9 @@ class SearchIndex(abc.ABC):
 
     def __init__(self, dim: int, metric: str = "ip") -> None:
         dim = positive_int(dim, "dim", error=SearchIndexError)
-        if metric not in METRICS:
-            raise SearchIndexError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        if metric not in SIMILARITIES:
+            raise SearchIndexError(f"unknown metric {metric!r}; choose one of "
+                                   f"{', '.join(SIMILARITIES)}")
         self.dim = int(dim)
         self.metric = metric
         self._ids = torch.empty(0, dtype=torch.int64)   # [N] external id of each position
@@ -264,61 +273,11 @@ class SearchIndex(abc.ABC):
         """Rebuild (without ids) from a state dict; raise SearchIndexError if inconsistent."""
 
 
-# ----------------------------------------------------------------------------- factory, loader
-
-def build_index(kind: str = "exact", dim: int | None = None, metric: str = "ip",
-                **params: Any) -> SearchIndex:
-    """A new empty index of ``kind`` ("exact", "flat", "ivf", "hnsw", "ivfpq").
-
-    ``params`` go to the index class: ExactIndex (device, chunk_size, query_batch) or
-    FaissIndex (nlist, nprobe, M, ef_construction, ef_search, m, nbits, refine, ...).
-    """
-    if dim is None:
-        raise SearchIndexError("build_index needs dim= (the vector length)")
-    if kind == "exact":
-        from mmkit.index.exact import ExactIndex
-        return ExactIndex(dim, metric, **params)
-    if kind in KINDS:
-        from mmkit.index.faiss_backend import FaissIndex
-        return FaissIndex(kind, dim, metric, **params)
-    raise SearchIndexError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
-
-
-def load_index(path: str | os.PathLike, **options: Any) -> SearchIndex:
-    """Read an index written by :meth:`SearchIndex.save`.
-
-    ``options``: run-time settings of the loaded index, e.g. ``device="cpu"`` or
-    ``chunk_size`` for an exact index. Any unreadable, truncated, foreign or inconsistent
-    file raises :class:`SearchIndexError` naming the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SearchIndexError(f"index file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # zip/pickle errors of many types: all mean "not a valid file"
-        raise SearchIndexError(f"cannot read index file {path}: corrupt or not an mmkit index "
-                               f"({type(e).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != FILE_FORMAT:
-        raise SearchIndexError(f"{path} is not an mmkit index file")
-    if state.get("version") != FILE_VERSION:
-        raise SearchIndexError(f"{path} has index format version {state.get('version')!r}; "
-                               f"this mmkit reads version {FILE_VERSION}")
-    kind = state.get("kind")
-    ids = state.get("ids")
-    if kind not in KINDS or not isinstance(ids, torch.Tensor) or ids.dtype != torch.int64 \
-            or ids.ndim != 1 or state.get("metric") not in METRICS:
-        raise SearchIndexError(f"{path} is a corrupt mmkit index (bad header)")
-    if kind == "exact":
-        from mmkit.index.exact import ExactIndex as cls
-    else:
-        from mmkit.index.faiss_backend import FaissIndex as cls  # type: ignore[assignment]
-    try:
-        index = cls._from_state(state, path, **options)
-    except SearchIndexError:
-        raise
-    except Exception as e:
-        raise SearchIndexError(f"{path} is a corrupt mmkit index "
-                               f"({type(e).__name__}: {e})") from None
-    index._ids = ids.clone()
-    return index
+def __getattr__(name: str) -> Any:
+    """``METRICS``: the old name of :data:`SIMILARITIES` (deprecated: "metric" also means
+    evaluation metrics elsewhere in mmkit)."""
+    if name == "METRICS":
+        warnings.warn("mmkit.index METRICS is deprecated: use SIMILARITIES", DeprecationWarning,
+                      stacklevel=2)
+        return SIMILARITIES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,23 +22,42 @@ much better recall, but it stores the full vectors too).
 faiss labels are the positions 0..N-1; :class:`~mmkit.index.base.SearchIndex` maps them
 to your ids. Approximate results are not tie-deterministic across builds (HNSW builds in
 parallel); a saved and reloaded index returns the same results as the original.
+
+faiss itself is imported when the first faiss index is made or loaded (:func:`_faiss`), so
+importing this module (and ``mmkit.index``) stays fast.
 """
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faiss
 import numpy as np
 import torch
 
 from mmkit.index.base import SearchIndex, SearchIndexError, as_matrix, unit_rows
 from mmkit.validate import integer
 
-_FAISS_METRIC = {"ip": faiss.METRIC_INNER_PRODUCT, "cosine": faiss.METRIC_INNER_PRODUCT,
-                 "l2": faiss.METRIC_L2}
+if TYPE_CHECKING:
+    import faiss
+
+
+@functools.cache
+def _faiss():
+    """The faiss module, imported on first use (it takes a while to load)."""
+    import faiss
+
+    return faiss
+
+
+def _faiss_metric(metric: str) -> int:
+    """faiss's metric type of an index ``metric`` ("cosine" is inner product on unit rows)."""
+    faiss = _faiss()
+    return {"ip": faiss.METRIC_INNER_PRODUCT, "cosine": faiss.METRIC_INNER_PRODUCT,
+            "l2": faiss.METRIC_L2}[metric]
+
 _TRAIN = {"nlist": None, "nprobe": 8, "train_size": None, "niter": 10, "seed": 0}
 DEFAULTS: dict[str, dict[str, Any]] = {
     "flat": {},
@@ -105,18 +124,18 @@ class FaissIndex(SearchIndex):
         if self.kind == "ivfpq" and p["refine"]:
             spec += ",RFlat"
         try:
-            index = faiss.index_factory(d, spec, _FAISS_METRIC[self.metric])
+            index = _faiss().index_factory(d, spec, _faiss_metric(self.metric))
         except RuntimeError as e:  # e.g. nbits too large: faiss's message, first line only
             raise SearchIndexError(f"faiss cannot build {spec!r}: "
                                    f"{str(e).splitlines()[0]}") from None
         if self.kind == "hnsw":
             index.hnsw.efConstruction = p["ef_construction"]
-        ivf = faiss.try_extract_index_ivf(index)
+        ivf = _faiss().try_extract_index_ivf(index)
         if ivf is not None:
             ivf.cp.niter, ivf.cp.seed = p["niter"], p["seed"]
         if self.kind == "ivfpq":
             # slow, and only needed for polysemous search
-            faiss.downcast_index(ivf).do_polysemous_training = False
+            _faiss().downcast_index(ivf).do_polysemous_training = False
         self._index = index
         self._apply_search_params()
 
@@ -125,7 +144,7 @@ class FaissIndex(SearchIndex):
             return
         if self.kind == "hnsw":
             self._index.hnsw.efSearch = self.params["ef_search"]
-        ivf = faiss.try_extract_index_ivf(self._index)
+        ivf = _faiss().try_extract_index_ivf(self._index)
         if ivf is not None:
             ivf.nprobe = min(self.params["nprobe"], ivf.nlist)
         if self.kind == "ivfpq" and self.params["refine"]:
@@ -150,7 +169,7 @@ class FaissIndex(SearchIndex):
 
     def _knob_bounds(self, name: str) -> tuple[int, int]:
         if name == "nprobe":
-            ivf = faiss.try_extract_index_ivf(self._index) if self._index is not None else None
+            ivf = _faiss().try_extract_index_ivf(self._index) if self._index is not None else None
             return 1, (ivf.nlist if ivf is not None else 1 << 20)
         return 1, MAX_EF_SEARCH
 
@@ -222,11 +241,11 @@ class FaissIndex(SearchIndex):
         if self.kind == "ivfpq":
             if not self.params["refine"]:
                 return None
-            index = faiss.downcast_index(index.refine_index)
+            index = _faiss().downcast_index(index.refine_index)
         if self.kind == "ivf":
             index.make_direct_map()  # id -> (list, offset), needed for reconstruct
             out = index.reconstruct_n(0, index.ntotal)
-            index.set_direct_map_type(faiss.DirectMap.NoMap)
+            index.set_direct_map_type(_faiss().DirectMap.NoMap)
         else:
             out = index.reconstruct_n(0, index.ntotal)
         # faiss.contrib.torch_utils (imported by pytorch-metric-learning, for one) patches
@@ -235,7 +254,7 @@ class FaissIndex(SearchIndex):
 
     # --- saving
     def _state(self) -> dict[str, Any]:
-        payload = None if self._index is None else faiss.serialize_index(self._index)
+        payload = None if self._index is None else _faiss().serialize_index(self._index)
         return {"params": dict(self.params),
                 "faiss": None if payload is None else torch.from_numpy(payload),
                 "crc32": None if payload is None else zlib.crc32(payload)}
@@ -260,12 +279,12 @@ class FaissIndex(SearchIndex):
         if zlib.crc32(data) != state.get("crc32"):
             raise SearchIndexError(f"{path} is a corrupt mmkit index (checksum mismatch)")
         try:
-            faiss_index = faiss.deserialize_index(data)
+            faiss_index = _faiss().deserialize_index(data)
         except RuntimeError:
             raise SearchIndexError(f"{path} is a corrupt mmkit index "
                                    "(faiss cannot read it)") from None
         if faiss_index.d != index.dim or faiss_index.ntotal != n \
-                or faiss_index.metric_type != _FAISS_METRIC[index.metric]:
+                or faiss_index.metric_type != _faiss_metric(index.metric):
             raise SearchIndexError(f"{path} is a corrupt mmkit index (faiss data does not match "
                                    f"the header)")
         index._index = faiss_index

@@ -5,15 +5,21 @@ from ``ground_truth_ids``, from exact search over ``database``, or from the vect
 itself stores. A larger nprobe / ef_search costs more time and (almost always) gives more
 recall, so :func:`tune` doubles the value until the target is met, then bisects back to
 the smallest value that still meets it.
+
+Without held-out queries, :func:`tune_leave_one_out` tunes on stored vectors used as
+queries, each query's own id dropped from its hits (so recall is measured on the rest).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
-from mmkit.index.base import SearchIndex, SearchIndexError, as_matrix, check_search_k
+from mmkit.index.base import (SearchIndex, SearchIndexError, SearchResult, as_matrix,
+                              check_search_k)
+from mmkit.index.exact import ExactIndex
 
 
 @dataclass
@@ -48,8 +54,6 @@ def exact_neighbours(index: SearchIndex, queries: Any, k: int, *,
     ``database``: the [N, D] vectors exactly as they were added (same order); needed for
     an index that keeps only compressed codes (IVF-PQ without refine).
     """
-    from mmkit.index.exact import ExactIndex
-
     if isinstance(index, ExactIndex):
         return index.search(queries, k).ids
     if database is not None:
@@ -127,3 +131,55 @@ def tune(index: SearchIndex, queries: Any, target_recall: float = 0.95, k: int =
             failed = middle
     index.set_search_params(**{knob: value})
     return TuneResult(knob, value, tried[value], target_recall, True, sorted(tried.items()))
+
+
+# ----------------------------------------------------------------------------- leave-one-out
+class _LeaveOneOut:
+    """An index seen through queries that are stored vectors: each query's own id is dropped
+    from its hits, so tuning on stored vectors measures recall on the rest (held out)."""
+
+    def __init__(self, index: Any, self_ids: torch.Tensor) -> None:
+        self.index, self.self_ids = index, self_ids
+        self.kind, self.dim, self.search_knob = index.kind, index.dim, index.search_knob
+
+    def __len__(self) -> int:
+        return len(self.index) - 1
+
+    def set_search_params(self, **p: int) -> None:
+        self.index.set_search_params(**p)
+
+    def knob_range(self) -> tuple[int, int]:
+        return self.index.knob_range()
+
+    def search(self, q: Any, k: int) -> SearchResult:
+        return drop_self(self.index.search(q, k + 1), self.self_ids, k)
+
+
+def drop_self(result: SearchResult, self_ids: torch.Tensor, k: int) -> SearchResult:
+    """The first k hits of each row that are not the query's own id [Q]."""
+    keep = result.ids != self_ids[:, None]
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :k]
+    return SearchResult(result.scores.gather(1, order), result.ids.gather(1, order))
+
+
+def tune_leave_one_out(index: Any, vectors: np.ndarray, ids: np.ndarray,
+                       target_recall: float = 0.95, k: int = 10, *, queries: int = 500,
+                       seed: int = 0, metric: str | None = None) -> tuple[TuneResult, int]:
+    """:func:`tune` ``index`` with up to ``queries`` of its own stored vectors as queries.
+
+    ``vectors`` float32 [N, D] and ``ids`` int64 [N] are what was added to ``index`` (any
+    object with the :class:`~mmkit.index.base.SearchIndex` search interface, e.g. a sharded
+    index). The query rows are drawn with ``numpy.random.default_rng(seed)`` (sorted); each
+    query's own id is dropped from its hits and from the ground truth (exact search over
+    ``vectors`` with ``metric``, default the index's). Returns (the :class:`TuneResult`, the
+    number of queries used).
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(ids), min(queries, len(ids)), replace=False))
+    q = torch.from_numpy(vectors[rows])
+    self_ids = torch.from_numpy(ids[rows])
+    exact = ExactIndex(index.dim, index.metric if metric is None else metric)
+    exact.add(vectors, ids=ids, progress=False)
+    truth = drop_self(exact.search(q, k + 1), self_ids, k).ids
+    return tune(_LeaveOneOut(index, self_ids), q, target_recall, k,
+                ground_truth_ids=truth), int(len(rows))

@@ -9,6 +9,15 @@ The joint-embedding (cross-modal) losses take two aligned batches instead:
 ``loss(image_emb float [B, D], text_emb float [B, D], image_ids int64 [B] | None) -> scalar``
 (:class:`VSEHingeLoss`: VSE / VSE++ hinge; :class:`SymmetricInfoNCE`: CLIP's loss with a
 learnable temperature); same-``image_ids`` rows are never negatives of each other.
+
+Every loss accepts float16 and bfloat16 embeddings: distances, exponentials and reductions
+are computed in float32 and the loss is returned in the input dtype (PML returns the input
+dtype too). ``labels`` may be None when an ``indices_tuple`` is given (as in PML); with
+neither, a one-line :class:`~mmkit.errors.InputError`.
+
+Deliberate differences from PML: :class:`ContrastiveLoss` and :class:`NTXentLoss` count an
+index tuple whose vectors hold at most one entry each (one positive and one negative pair,
+or a single triplet), where PML returns 0.
 """
 from mmkit.losses.base import MetricLoss, all_pairs, all_triplets
 from mmkit.losses.contrastive import ContrastiveLoss

@@ -3,6 +3,9 @@
 Index tuples follow pytorch-metric-learning (PML): pairs are ``(a1, p, a2, n)`` (anchor
 ``a1[i]`` with positive ``p[i]``; anchor ``a2[j]`` with negative ``n[j]``), triplets are
 ``(a, p, n)``; all int64 [K] index vectors into the batch.
+
+Precision: float16 and bfloat16 embeddings are computed in float32 and the loss is returned
+in the input dtype (as PML returns it); float32 and float64 are computed as they come.
 """
 from __future__ import annotations
 
@@ -10,14 +13,17 @@ import torch
 from torch import nn
 
 from mmkit.errors import InputError
+from mmkit.losses.distances import working_precision
 
 Pairs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 Triplets = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def check_batch(embeddings, labels, who: str) -> tuple[torch.Tensor, torch.Tensor]:
+def check_batch(embeddings, labels, who: str, *,
+                labels_optional: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Validate ``embeddings`` float [N, D] and ``labels`` int [N]; returns them as tensors
-    (labels on the embeddings' device)."""
+    (labels on the embeddings' device). ``labels=None`` is accepted (and returned) only with
+    ``labels_optional`` (a loss given an index tuple)."""
     if not isinstance(embeddings, torch.Tensor):
         raise InputError(f"{who}: embeddings must be a torch.Tensor [N, D], "
                          f"got {type(embeddings).__name__}")
@@ -26,7 +32,15 @@ def check_batch(embeddings, labels, who: str) -> tuple[torch.Tensor, torch.Tenso
                          f"{tuple(embeddings.shape)}")
     if not embeddings.is_floating_point():
         raise InputError(f"{who}: embeddings must be floating point, got {embeddings.dtype}")
-    labels = torch.as_tensor(labels, device=embeddings.device)
+    if labels is None:
+        if labels_optional:
+            return embeddings, None
+        raise InputError(f"{who}: labels are missing: pass integer labels [N]")
+    try:
+        labels = torch.as_tensor(labels, device=embeddings.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"{who}: labels must be integers [N], got {type(labels).__name__}"
+                         ) from None
     if labels.ndim != 1 or len(labels) != len(embeddings):
         raise InputError(f"{who}: labels must be 1-D with one label per embedding "
                          f"({len(embeddings)}), got shape {tuple(labels.shape)}")
@@ -54,32 +68,71 @@ def all_triplets(labels: torch.Tensor) -> Triplets:
     return a, p, n
 
 
-def to_pairs(indices_tuple, labels: torch.Tensor) -> Pairs:
-    """All pairs (``None``), the given pairs, or the pairs inside triplets (a, p, a, n)."""
+def check_indices(indices_tuple, n_items: int, device,
+                  who: str) -> tuple[torch.Tensor, ...] | None:
+    """Validate an index tuple for a batch of ``n_items``: None, or 3 (triplets ``a, p, n``)
+    or 4 (pairs ``a1, p, a2, n``) 1-D integer vectors, the vectors of a triplet (of a pair)
+    of equal length, every index in ``[0, n_items)``. Returns them as int64 tensors on
+    ``device``; a one-line :class:`~mmkit.errors.InputError` otherwise."""
+    if indices_tuple is None:
+        return None
+    if not isinstance(indices_tuple, (tuple, list)) or len(indices_tuple) not in (3, 4):
+        got = len(indices_tuple) if isinstance(indices_tuple, (tuple, list)) else \
+            type(indices_tuple).__name__
+        raise InputError(f"{who}: indices_tuple must have 3 (triplets) or 4 (pairs) entries, "
+                         f"got {got}")
+    vectors = []
+    for x in indices_tuple:
+        try:
+            v = torch.as_tensor(x, device=device)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError(f"{who}: indices_tuple entries must be integer index vectors, "
+                             f"got {type(x).__name__}") from None
+        if v.ndim != 1 or (v.numel() and (v.is_floating_point() or v.is_complex()
+                                          or v.dtype == torch.bool)):
+            raise InputError(f"{who}: indices_tuple entries must be 1-D integer index "
+                             f"vectors, got {v.dtype} of shape {tuple(v.shape)}")
+        vectors.append(v.long())
+    for group in ([vectors] if len(vectors) == 3 else [vectors[:2], vectors[2:]]):
+        if len({len(v) for v in group}) > 1:
+            raise InputError(f"{who}: indices_tuple vectors that go together must have equal "
+                             f"lengths, got {[len(v) for v in vectors]}")
+    used = torch.cat(vectors)
+    if len(used) and (int(used.min()) < 0 or int(used.max()) >= n_items):
+        bad = int(used.min()) if int(used.min()) < 0 else int(used.max())
+        raise InputError(f"{who}: indices_tuple holds index {bad}, outside the batch of "
+                         f"{n_items}")
+    return tuple(vectors)
+
+
+def _as_index_vectors(indices_tuple, labels: torch.Tensor | None) -> list[torch.Tensor]:
+    device = None if labels is None else labels.device
+    return [torch.as_tensor(x, dtype=torch.long, device=device) for x in indices_tuple]
+
+
+def to_pairs(indices_tuple, labels: torch.Tensor | None) -> Pairs:
+    """All pairs (``None``: needs ``labels``), the given pairs, or the pairs inside triplets
+    (a, p, a, n)."""
     if indices_tuple is None:
         return all_pairs(labels)
     if len(indices_tuple) == 4:
-        return tuple(torch.as_tensor(x, dtype=torch.long, device=labels.device)
-                     for x in indices_tuple)
+        return tuple(_as_index_vectors(indices_tuple, labels))
     if len(indices_tuple) == 3:
-        a, p, n = (torch.as_tensor(x, dtype=torch.long, device=labels.device)
-                   for x in indices_tuple)
+        a, p, n = _as_index_vectors(indices_tuple, labels)
         return a, p, a, n
     raise InputError(f"indices_tuple must have 3 (triplets) or 4 (pairs) entries, got "
                      f"{len(indices_tuple)}")
 
 
-def to_triplets(indices_tuple, labels: torch.Tensor) -> Triplets:
-    """All triplets (``None``), the given triplets, or triplets formed from pairs that share
-    an anchor (as PML's ``convert_to_triplets``)."""
+def to_triplets(indices_tuple, labels: torch.Tensor | None) -> Triplets:
+    """All triplets (``None``: needs ``labels``), the given triplets, or triplets formed
+    from pairs that share an anchor (as PML's ``convert_to_triplets``)."""
     if indices_tuple is None:
         return all_triplets(labels)
     if len(indices_tuple) == 3:
-        return tuple(torch.as_tensor(x, dtype=torch.long, device=labels.device)
-                     for x in indices_tuple)
+        return tuple(_as_index_vectors(indices_tuple, labels))
     if len(indices_tuple) == 4:
-        a1, p, a2, n = (torch.as_tensor(x, dtype=torch.long, device=labels.device)
-                        for x in indices_tuple)
+        a1, p, a2, n = _as_index_vectors(indices_tuple, labels)
         pi, ni = torch.where(a1[:, None] == a2[None, :])
         return a1[pi], p[pi], n[ni]
     raise InputError(f"indices_tuple must have 3 (triplets) or 4 (pairs) entries, got "
@@ -103,6 +156,10 @@ def mean_nonzero(losses: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor
 class MetricLoss(nn.Module):
     """Base class: ``loss(embeddings [N, D], labels [N], indices_tuple=None) -> scalar``.
 
+    ``labels`` may be None when an ``indices_tuple`` is given (as in PML: the tuple alone
+    says which pairs or triplets count); without either, a one-line InputError. float16 and
+    bfloat16 embeddings are computed in float32; the loss comes back in the input dtype.
+
     After each call ``self.stats`` holds ``{"terms": how many pair/triplet terms were
     computed, "active": how many were non-zero}``: the fraction of active terms explains a
     loss that goes to zero (every triplet already meets the margin).
@@ -113,13 +170,22 @@ class MetricLoss(nn.Module):
         self.distance = distance
         self.stats: dict[str, int] = {"terms": 0, "active": 0}
 
-    def forward(self, embeddings: torch.Tensor, labels, indices_tuple=None) -> torch.Tensor:
-        embeddings, labels = check_batch(embeddings, labels, type(self).__name__)
+    def forward(self, embeddings: torch.Tensor, labels=None, indices_tuple=None) -> torch.Tensor:
+        who = type(self).__name__
+        if labels is None and indices_tuple is None:
+            raise InputError(f"{who}: labels are missing: pass integer labels [N] or an "
+                             f"indices_tuple (e.g. from a miner)")
+        embeddings, labels = check_batch(embeddings, labels, who,
+                                         labels_optional=indices_tuple is not None)
+        indices_tuple = check_indices(indices_tuple, len(embeddings), embeddings.device, who)
         self.stats = {"terms": 0, "active": 0}
-        return self.compute(embeddings, labels, indices_tuple)
+        loss = self.compute(working_precision(embeddings), labels, indices_tuple)
+        return loss.to(embeddings.dtype)
 
-    def compute(self, embeddings: torch.Tensor, labels: torch.Tensor,
+    def compute(self, embeddings: torch.Tensor, labels: torch.Tensor | None,
                 indices_tuple) -> torch.Tensor:
+        """The loss of ``embeddings`` (float32 or float64 [N, D]) under ``labels`` int64 [N]
+        (None only with an index tuple) and the checked ``indices_tuple`` (or None)."""
         raise NotImplementedError
 
     def _record(self, *losses: torch.Tensor) -> None:

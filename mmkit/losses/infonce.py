@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmkit.errors import InputError
+from mmkit.losses.distances import working_precision
 from mmkit.losses.vse import check_joint_batch, same_scene_mask
 
 
@@ -81,7 +82,7 @@ class SymmetricInfoNCE(nn.Module):
                image_ids: torch.Tensor | None = None) -> torch.Tensor:
         """float [B, B]: ``scale * cos(img_i, txt_j)``, with -inf at the same-scene
         off-diagonal entries (removed from both directions' softmax). Rows: images querying
-        captions; columns: captions querying images."""
+        captions; columns: captions querying images. 16-bit batches give float32 logits."""
         image_emb, text_emb, ids = check_joint_batch(image_emb, text_emb, image_ids,
                                                      type(self).__name__)
         if self.learnable:
@@ -89,7 +90,8 @@ class SymmetricInfoNCE(nn.Module):
         scale = self.log_scale.exp()
         if self.max_logit_scale is not None and not self.learnable:
             scale = scale.clamp(max=self.max_logit_scale)
-        sim = F.normalize(image_emb, dim=1) @ F.normalize(text_emb, dim=1).T   # [B, B]
+        img = F.normalize(working_precision(image_emb), dim=1)
+        sim = img @ F.normalize(working_precision(text_emb), dim=1).T          # [B, B]
         out = scale.to(device=sim.device, dtype=sim.dtype) * sim
         if ids is not None:
             same = same_scene_mask(ids, len(sim), sim.device)
@@ -103,7 +105,8 @@ class SymmetricInfoNCE(nn.Module):
         int64 [B] or None (all distinct) -> scalar loss."""
         logits = self.logits(image_emb, text_emb, image_ids)
         target = torch.arange(len(logits), device=logits.device)
-        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        return loss.to(image_emb.dtype)
 
     def extra_repr(self) -> str:
         return (f"temperature={self.temperature:.4g}, learnable={self.learnable}, "

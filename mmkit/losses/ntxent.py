@@ -13,6 +13,10 @@ class NTXentLoss(MetricLoss):
     over the negatives n of anchor a; the mean over positive pairs (PML's ``MeanReducer``).
     With a distance, ``-d`` plays the similarity. Needs at least one positive and one
     negative pair, else 0. Default ``temperature=0.07``, cosine similarity (as PML).
+
+    Deliberate difference from PML: PML returns 0 whenever every index vector of the tuple
+    has at most one entry (one positive pair and one negative pair, or a single triplet);
+    here that pair is a real term: ``-log(e^(s_ap/T) / (e^(s_ap/T) + e^(s_an/T)))``.
     """
 
     def __init__(self, temperature: float = 0.07, distance=None) -> None:

@@ -8,7 +8,8 @@ from). Several captions of one image may share a batch: rows b != b' with the sa
 positives of each other and are NEVER used as negatives (no false negatives).
 
 This module also holds the two helpers both joint losses share: :func:`check_joint_batch`
-and :func:`same_scene_mask`.
+and :func:`same_scene_mask`. Both joint losses compute float16/bfloat16 batches in float32
+and return the loss in the input dtype.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmkit.errors import InputError
+from mmkit.losses.distances import working_precision
 
 
 def check_joint_batch(image_emb, text_emb, image_ids,
@@ -102,10 +104,12 @@ class VSEHingeLoss(nn.Module):
     def per_pair(self, image_emb: torch.Tensor, text_emb: torch.Tensor,
                  image_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The two directions' terms per pair, before the reduction: ``(image_to_text
-        float [B], text_to_image float [B])``; the loss is their (mean or) sum."""
+        float [B], text_to_image float [B])``; the loss is their (mean or) sum. 16-bit
+        batches give float32 terms."""
         image_emb, text_emb, ids = check_joint_batch(image_emb, text_emb, image_ids,
                                                      type(self).__name__)
-        img, txt = F.normalize(image_emb, dim=1), F.normalize(text_emb, dim=1)
+        img = F.normalize(working_precision(image_emb), dim=1)
+        txt = F.normalize(working_precision(text_emb), dim=1)
         sim = img @ txt.T                                                   # [B, B]
         pos = sim.diagonal()                                                # [B]
         not_neg = same_scene_mask(ids, len(sim), sim.device)
@@ -129,7 +133,8 @@ class VSEHingeLoss(nn.Module):
         int64 [B] or None (all distinct) -> scalar loss."""
         i2t, t2i = self.per_pair(image_emb, text_emb, image_ids)
         total = i2t + t2i                                                   # [B]
-        return total.sum() if self.reduction == "sum" else total.mean()
+        loss = total.sum() if self.reduction == "sum" else total.mean()
+        return loss.to(image_emb.dtype)
 
     @property
     def active_fraction(self) -> float:

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mmkit.methods.base import RetrievalMethod
+from mmkit.methods.baseline import BaselineMethod
+from mmkit.methods.clip import ClipMethod
+from mmkit.methods.joint import JointMethod
 
 _REGISTRY: dict[str, Callable[..., RetrievalMethod]] = {}
 
@@ -31,20 +34,14 @@ def get_method(name: str, **kwargs) -> RetrievalMethod:
 
 
 def _baseline(**kwargs) -> RetrievalMethod:
-    from mmkit.methods.baseline import BaselineMethod
-
     return BaselineMethod(**kwargs)
 
 
 def _clip(**kwargs) -> RetrievalMethod:
-    from mmkit.methods.clip import ClipMethod
-
     return ClipMethod(**kwargs)
 
 
 def _joint(**kwargs) -> RetrievalMethod:
-    from mmkit.methods.joint import JointMethod
-
     return JointMethod(**kwargs)
 
 

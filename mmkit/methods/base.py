@@ -1,4 +1,9 @@
-"""The interface every end-to-end retrieval method implements."""
+"""The interface every end-to-end retrieval method implements.
+
+A method fits on a :class:`~mmkit.data.collection.Collection` (the world or a real dataset)
+and is an :class:`~mmkit.encoders.base.AudioEncoder` (images, texts and sounds into shared
+spaces), whose ``embed_images`` takes one more keyword, ``partner``.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -6,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mmkit.data.world import World
+from mmkit.data.collection import Collection
+from mmkit.errors import InputError
 
 
 class RetrievalMethod(ABC):
@@ -14,7 +20,10 @@ class RetrievalMethod(ABC):
 
     A method may use one joint space for everything (CLIP-style) or one space per pair of
     modalities (the CCA baseline): :meth:`embed_images` takes the ``partner`` modality whose
-    space the images should land in (``"text"``, ``"audio"`` or ``"image"``).
+    space the images should land in (``"text"``, ``"audio"``, ``"image"`` or ``"speech"``;
+    keyword-only, default ``"text"``). Its other parameters are those of every encoder
+    (:class:`mmkit.encoders.base.Encoder`): ``images``, then keyword-only ``batch_size`` and
+    ``progress``.
     All embeddings are float32 [N, d], L2-normalised.
 
     :attr:`directions` names the retrieval directions (keys of
@@ -32,13 +41,25 @@ class RetrievalMethod(ABC):
     input_size: int = 64
     directions: tuple[str, ...] = ("text->image", "image->text", "image->image", "audio->image")
 
-    @abstractmethod
-    def fit(self, world: World, images: np.ndarray) -> "RetrievalMethod":
-        """Learn from the scenes ``images`` (indices into ``world``, usually the train split)."""
+    @property
+    def fingerprint(self) -> str:
+        """What identifies the method's embeddings (besides the data it is fitted on) in
+        caches and index folders; a method built from trained weights returns their sha256
+        (:attr:`mmkit.methods.joint.JointMethod.fingerprint`). Default: :attr:`name`."""
+        return self.name
 
     @abstractmethod
-    def embed_images(self, images: np.ndarray, partner: str) -> np.ndarray:
-        """uint8 [N, H, W, 3] -> float32 [N, d] in the space shared with ``partner``."""
+    def fit(self, collection: Collection, images: np.ndarray) -> "RetrievalMethod":
+        """Learn from the images ``images`` (indices into ``collection``, the world or a
+        dataset; usually the train split)."""
+
+    @abstractmethod
+    def embed_images(self, images: np.ndarray, *, partner: str = "text",
+                     batch_size: int | None = None, progress: bool | None = None
+                     ) -> np.ndarray:
+        """uint8 [N, H, W, 3] -> float32 [N, d] in the space shared with ``partner``;
+        ``batch_size`` images per forward pass and ``progress`` bars (``None``: the method's
+        own setting)."""
 
     @abstractmethod
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -51,12 +72,11 @@ class RetrievalMethod(ABC):
     def embed_speech(self, clips: Sequence[np.ndarray], sr: int) -> np.ndarray:
         """M spoken captions (float waveforms [T_m]) -> float32 [M, d] in the speech-image
         space. Methods that list ``speech->image`` in :attr:`directions` implement it."""
-        from mmkit.errors import InputError
-
         raise InputError(f"method {self.name!r} does not embed speech")
 
-    def embed_world_speech(self, world: World, captions: np.ndarray) -> np.ndarray:
-        """The world's captions ``captions`` spoken (:meth:`World.speech`) and embedded with
-        :meth:`embed_speech`; methods may override it to synthesise in parallel and cache."""
+    def embed_world_speech(self, world: Collection, captions: np.ndarray) -> np.ndarray:
+        """The collection's captions ``captions`` spoken (``world.speech(j)``: synthesised by
+        the world, recorded in a dataset) and embedded with :meth:`embed_speech`; methods may
+        override it to synthesise in parallel and cache."""
         return self.embed_speech([world.speech(int(j)) for j in captions],
                                  world.config.sample_rate)

@@ -10,9 +10,10 @@
 - speech -> image (data with recorded spoken captions only, e.g. Flickr8K Audio): CCA
   between the MFCC statistics of each recording and its image's visual features.
 
-It fits on the world or on any :class:`~mmkit.data.dataset.RetrievalDataset`, learning only
-what the data has (:func:`~mmkit.data.dataset.modalities_of`); after :meth:`fit`,
-:attr:`directions` names what it can do.
+It fits on any :class:`~mmkit.data.collection.Collection` (the world or a
+:class:`~mmkit.data.dataset.RetrievalDataset`), learning only what the data has
+(:attr:`~mmkit.data.collection.Collection.modalities`); after :meth:`fit`, :attr:`directions`
+names what it can do.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mmkit.data.dataset import modalities_of
+from mmkit.data.collection import Collection
+from mmkit.data.images import check_images
 from mmkit.encoders.cca import CCA
 from mmkit.errors import InputError
 from mmkit.features.audio import clip_features
@@ -57,33 +59,42 @@ class BaselineMethod(RetrievalMethod):
         self.speech = speech
         self.progress = progress
 
-    def fit(self, world, images: np.ndarray) -> "BaselineMethod":
-        """Learn from ``images`` (indices into ``world``: a World or a RetrievalDataset)."""
+    @property
+    def fingerprint(self) -> str:
+        """What identifies this method's embeddings besides the data it is fitted on (which
+        the caller records): its settings, e.g.
+        ``"baseline|text_dims=48|audio_dims=24|pca_dims=256|speech=None"``; it loads no
+        trained weights."""
+        return (f"{self.name}|text_dims={self.text_dims}|audio_dims={self.audio_dims}|"
+                f"pca_dims={self.pca_dims}|speech={self.speech}")
+
+    def fit(self, collection: Collection, images: np.ndarray) -> "BaselineMethod":
+        """Learn from ``images`` (indices into ``collection``: a World or a RetrievalDataset)."""
         images = np.asarray(images)
         if images.size == 0:
             raise InputError("the baseline needs training images (an empty train split?)")
-        modalities = modalities_of(world)
-        visual = handcrafted_visual(world.images[images], progress=self.progress)
-        row_of = np.full(len(world), -1, np.int64)
+        modalities = collection.modalities
+        visual = handcrafted_visual(collection.images[images], progress=self.progress)
+        row_of = np.full(len(collection), -1, np.int64)
         row_of[images] = np.arange(len(images))
         done = []
         self.text_cca = self.label_cca = self.audio_cca = self.speech_cca = None
         if "text" in modalities:
-            caps = world.caption_indices(images)
-            texts = [world.captions[j] for j in caps]
+            caps = collection.caption_indices(images)
+            texts = [collection.captions[j] for j in caps]
             self.tfidf = TfidfEncoder().fit(texts)
             self.text_cca = CCA(self.text_dims, pca_dims=self.pca_dims).fit(
-                visual[row_of[world.caption_image[caps]]], self.tfidf.transform(texts))
+                visual[row_of[collection.caption_image[caps]]], self.tfidf.transform(texts))
             done += ["text->image", "image->text", "image->image"]
-        elif getattr(world, "labels", None) is not None:
-            labels = np.asarray(world.labels)[images]
+        elif collection.labels is not None:
+            labels = np.asarray(collection.labels)[images]
             classes, onehot_of = np.unique(labels, return_inverse=True)
             self.label_cca = CCA(min(self.text_dims, max(len(classes) - 1, 1)),
                                  pca_dims=self.pca_dims).fit(
                 visual, np.eye(len(classes))[onehot_of])
             done.append("image->image")
         if "audio" in modalities:
-            audio = clip_features(world.audio[images], world.config.sample_rate)
+            audio = clip_features(collection.audio[images], collection.config.sample_rate)
             self.audio_mean, self.audio_std = _standardise(audio)
             self.audio_cca = CCA(self.audio_dims,
                                  pca_dims=min(self.pca_dims, audio.shape[1])).fit(
@@ -91,31 +102,38 @@ class BaselineMethod(RetrievalMethod):
             done.append("audio->image")
         speech = self.speech if self.speech is not None else "speech" in modalities
         if speech and "speech" in modalities:
-            caps = world.unit_ids("speech", images)
-            feats = speech_features([world.speech(int(j)) for j in caps],
-                                    world.config.sample_rate)
+            caps = collection.unit_ids("speech", images)
+            feats = speech_features([collection.speech(int(j)) for j in caps],
+                                    collection.config.sample_rate)
             self.speech_mean, self.speech_std = _standardise(feats)
             self.speech_cca = CCA(self.audio_dims,
                                   pca_dims=min(self.pca_dims, feats.shape[1])).fit(
-                visual[row_of[world.caption_image[caps]]],
+                visual[row_of[collection.caption_image[caps]]],
                 (feats - self.speech_mean) / self.speech_std)
             done.append("speech->image")
         order = [d for d in type(self).directions if d in done]
         self.directions = tuple(order + [d for d in done if d not in order])
         return self
 
-    def _visual(self, images: np.ndarray) -> np.ndarray:
+    def _visual(self, images: np.ndarray, progress: bool | None = None) -> np.ndarray:
         """Visual features, remembered for the last array seen (the evaluation asks for the
         same gallery in several spaces)."""
         cached = getattr(self, "_last_visual", None)
         if cached is not None and cached[0] is images:
             return cached[1]
-        feats = handcrafted_visual(images, progress=self.progress)
+        feats = handcrafted_visual(images, progress=self.progress if progress is None
+                                   else bool(progress))
         self._last_visual = (images, feats)
         return feats
 
-    def embed_images(self, images: np.ndarray, partner: str) -> np.ndarray:
-        visual = self._visual(images)
+    def embed_images(self, images: np.ndarray, *, partner: str = "text",
+                     batch_size: int | None = None, progress: bool | None = None
+                     ) -> np.ndarray:
+        """uint8 [N, H, W, 3] -> float32 [N, d] in the CCA space shared with ``partner``
+        (``"image"`` uses the text-image space, or the label space on data without captions).
+        Handcrafted features have no batches: ``batch_size`` is accepted for the common
+        signature and unused; ``progress`` (``None``: the method's setting) shows a bar."""
+        visual = self._visual(check_images(images, name="baseline images"), progress)
         if partner in ("text", "image") and self.text_cca is not None:
             return self.text_cca.transform_x(visual)
         if partner == "image" and self.label_cca is not None:

@@ -13,10 +13,13 @@ text -> image, image -> text and image -> image (one joint space for everything)
 arrive as uint8 [N, H, W, 3] (the dataset loads them at :attr:`ClipMethod.input_size`); the
 processor resizes and centre-crops them as CLIP was trained.
 
-transformers 5.x traps handled here: a tokenizer loaded offline can come back empty without
-an error (its vocabulary size is checked), and ``get_text_features`` /
-``get_image_features`` may return an output object instead of a tensor (``pooler_output``
-is read then).
+:class:`ClipMethod` is a retrieval method around the kit's one CLIP wrapper,
+:class:`mmkit.encoders.hf_clip.ClipStyle`, loaded by
+:func:`mmkit.encoders.hf_clip.load_pretrained_clip`: loading, preprocessing, tokenising and
+embedding live there, with the transformers 5.x traps handled (a tokenizer loaded offline
+can come back empty without an error; ``get_text_features`` / ``get_image_features`` may
+return an output object instead of a tensor). :func:`load_clip`, :func:`feature_tensor`,
+:data:`DEFAULT_CLIP` and :data:`SUGGESTED_FOLDER` are re-exported from there.
 """
 from __future__ import annotations
 
@@ -25,78 +28,36 @@ from pathlib import Path
 
 import numpy as np
 
+from mmkit._setup import pick_device
+from mmkit.checkpoints import folder_sha256
+from mmkit.data.collection import Collection
+from mmkit.encoders.clip.modeling import (DEFAULT_CLIP, SUGGESTED_FOLDER,  # noqa: F401
+                                          ClipStyle, _fetch_hint, feature_tensor, load_clip,
+                                          load_pretrained_clip)
 from mmkit.errors import InputError
 from mmkit.methods.base import RetrievalMethod
 
-#: the model the demo suggests fetching
-DEFAULT_CLIP = "openai/clip-vit-base-patch32"
-#: where data/README.md suggests keeping it
-SUGGESTED_FOLDER = "data/models/clip-vit-base-patch32"
 
-
-def _fetch_hint(name: str) -> str:
-    return (f"fetch it where there is internet (huggingface-cli download {DEFAULT_CLIP} "
-            f"--local-dir {SUGGESTED_FOLDER}) and pass --model {SUGGESTED_FOLDER}")
-
-
-def load_clip(name_or_path: str | Path, device: str = "cpu"):
-    """(CLIPModel in eval mode on ``device``, CLIPProcessor) from a folder or a hub name.
-
-    Raises:
-        InputError: one line when the weights are not there (offline and not a local folder,
-            or a folder without the files), or when the tokenizer has an empty vocabulary.
-    """
-    from transformers import CLIPModel, CLIPProcessor
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()    # "Loading weights" bars would go to stderr
-    name = str(name_or_path)
-    path = Path(name).expanduser()
-    local = path.is_dir()
-    if not local and (path.is_absolute() or name.startswith((".", "~")) or path.exists()):
-        raise InputError(f"--model {name}: no such folder; {_fetch_hint(name)}")
-    if local and not (path / "config.json").is_file():
-        raise InputError(f"--model {name}: {path / 'config.json'} not found (a CLIP folder "
-                         f"holds config.json, model.safetensors and the processor files); "
-                         f"{_fetch_hint(name)}")
+def clip_folder(name_or_path: str | Path) -> Path:
+    """The folder ``from_pretrained`` reads for ``name_or_path``: the folder itself, or the
+    local snapshot of a hub name (nothing is downloaded); one-line InputError when there is
+    none."""
+    path = Path(str(name_or_path)).expanduser()
+    if path.is_dir():
+        return path
     try:
-        model = CLIPModel.from_pretrained(str(path) if local else name)
-        processor = CLIPProcessor.from_pretrained(str(path) if local else name)
-    except (OSError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if local:
-            raise InputError(f"--model {name}: cannot load CLIP from this folder "
-                             f"({first[:160]})") from None
-        raise InputError(f"--model {name}: no local CLIP weights and the hub cannot be reached "
-                         f"(HF_HUB_OFFLINE=1); {_fetch_hint(name)}") from None
-    tokenizer = processor.tokenizer
-    size = len(tokenizer)
-    if size <= 3 or tokenizer.vocab_size <= 3:
-        raise InputError(f"--model {name}: the CLIP tokenizer loaded with an empty vocabulary "
-                         f"({size} tokens); the folder lacks vocab.json/merges.txt or "
-                         "tokenizer.json")
-    vocab = model.config.text_config.vocab_size
-    if size > vocab:
-        raise InputError(f"--model {name}: tokenizer has {size} tokens but the model's text "
-                         f"config only {vocab}")
-    return model.to(device).eval(), processor
+        from huggingface_hub import snapshot_download
 
-
-def feature_tensor(out) -> "object":
-    """A tensor from ``get_*_features``: the tensor itself, or the output's pooler_output."""
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return out
-    for key in ("pooler_output", "text_embeds", "image_embeds"):
-        value = getattr(out, key, None)
-        if isinstance(value, torch.Tensor):
-            return value
-    raise InputError(f"CLIP returned {type(out).__name__} without features")
+        return Path(snapshot_download(str(name_or_path), local_files_only=True))
+    except Exception:  # not a hub name, or not downloaded: several error types
+        raise InputError(f"--model {name_or_path}: no local CLIP weights; "
+                         f"{_fetch_hint(str(name_or_path))}") from None
 
 
 class ClipMethod(RetrievalMethod):
-    """Zero-shot retrieval with a pretrained CLIP.
+    """Zero-shot retrieval with a pretrained CLIP: a retrieval method around the one CLIP
+    wrapper, :class:`~mmkit.encoders.hf_clip.ClipStyle` (loaded on first use by
+    :func:`~mmkit.encoders.hf_clip.load_pretrained_clip`).
 
     Args:
         model: a local folder or a hub name (default :data:`DEFAULT_CLIP`).
@@ -112,68 +73,62 @@ class ClipMethod(RetrievalMethod):
 
     def __init__(self, model: str | Path | None = None, batch_size: int = 64,
                  device: str | None = None, progress: bool = True) -> None:
-        from mmkit._setup import pick_device
-
         self.model_name = str(model or DEFAULT_CLIP)
         self.batch_size = batch_size
         self.device = device or pick_device()
         self.progress = progress
-        self._loaded = None
+        self._loaded: ClipStyle | None = None
 
-    def _load(self):
+    def _load(self) -> ClipStyle:
         if self._loaded is None:
-            self._loaded = load_clip(self.model_name, self.device)
+            self._loaded = load_pretrained_clip(self.model_name, self.device)
         return self._loaded
 
     @property
     def input_size(self) -> int:
         """The side length images are best loaded at (the processor's crop size)."""
-        _, processor = self._load()
-        crop = getattr(processor.image_processor, "crop_size", None)
+        crop = getattr(self._load().processor, "crop_size", None)
         height = crop.get("height") if isinstance(crop, dict) else getattr(crop, "height", None)
         return int(height) if height else 224
 
-    def fit(self, world, images: np.ndarray) -> "ClipMethod":
+    @property
+    def fingerprint(self) -> str:
+        """What identifies this method's embeddings in caches and index folders:
+        ``"clip|<sha256>"``, :func:`mmkit.checkpoints.folder_sha256` of the model folder
+        (weights ``model.safetensors`` / ``pytorch_model.bin``, config, tokenizer and
+        processor files): one byte changed in any of them gives another fingerprint. Fixed
+        once the model is loaded (it describes the weights in memory)."""
+        known = getattr(self, "_fingerprint", None)
+        if known is not None:
+            return known
+        value = f"{self.name}|{folder_sha256(clip_folder(self.model_name))}"
+        if self._loaded is not None:
+            self._fingerprint = value
+        return value
+
+    def fit(self, collection: Collection, images: np.ndarray) -> "ClipMethod":
         """Zero-shot: loads the model; learns nothing from ``images``."""
         self._load()
         return self
 
-    def _run(self, items: list, encode) -> np.ndarray:
-        import torch
-        from tqdm.auto import tqdm
+    def _settings(self, batch_size: int | None, progress: bool | None) -> dict:
+        return {"batch_size": self.batch_size if batch_size is None else int(batch_size),
+                "progress": self.progress if progress is None else bool(progress)}
 
-        out = []
-        with torch.no_grad():
-            for start in tqdm(range(0, len(items), self.batch_size), desc="clip", leave=False,
-                              disable=not self.progress or len(items) <= self.batch_size):
-                feats = feature_tensor(encode(items[start:start + self.batch_size])).float()
-                out.append(torch.nn.functional.normalize(feats, dim=-1).cpu().numpy())
-        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 1), np.float32)
-
-    def embed_images(self, images: np.ndarray, partner: str) -> np.ndarray:
-        model, processor = self._load()
-        images = np.asarray(images)
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise InputError(f"CLIP images must be uint8 [N, H, W, 3], got {images.dtype} "
-                             f"{images.shape}")
-
-        def encode(batch):
-            pixels = processor(images=list(batch), return_tensors="pt")["pixel_values"]
-            return model.get_image_features(pixel_values=pixels.to(self.device))
-
-        return self._run(list(images), encode)
+    def embed_images(self, images: np.ndarray, *, partner: str = "text",
+                     batch_size: int | None = None, progress: bool | None = None
+                     ) -> np.ndarray:
+        """uint8 [N, H, W, 3] -> float32 [N, d], L2-normalised
+        (:meth:`mmkit.encoders.hf_clip.ClipStyle.embed_images`; one joint space: ``partner``
+        changes nothing)."""
+        return self._load().embed_images(images, **self._settings(batch_size, progress))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        model, processor = self._load()
-        limit = int(model.config.text_config.max_position_embeddings)
-
-        def encode(batch):
-            enc = processor.tokenizer(list(batch), padding=True, truncation=True,
-                                      max_length=limit, return_tensors="pt")
-            return model.get_text_features(input_ids=enc["input_ids"].to(self.device),
-                                           attention_mask=enc["attention_mask"].to(self.device))
-
-        return self._run(list(texts), encode)
+        """M strings -> float32 [M, d], L2-normalised
+        (:meth:`mmkit.encoders.hf_clip.ClipStyle.embed_texts`)."""
+        settings = self._settings(None, None)
+        return self._load().embed_texts(texts, settings["batch_size"],
+                                        progress=settings["progress"])
 
     def embed_audio(self, clips: np.ndarray, sr: int) -> np.ndarray:
         raise InputError("CLIP does not embed audio")

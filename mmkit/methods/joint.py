@@ -14,7 +14,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mmkit import checkpoints
+from mmkit.data.collection import Collection
+from mmkit.data.images import check_images
+from mmkit.data.world import World
 from mmkit.errors import InputError
+from mmkit.features.audio_cnn import world_speech_log_mels
 from mmkit.methods.base import RetrievalMethod
 
 #: the checkpoints the method loads
@@ -46,9 +51,7 @@ class JointMethod(RetrievalMethod):
 
     # ------------------------------------------------------------ loading
     def _get(self, name: str):
-        from mmkit.checkpoints import load
-
-        model, manifest = load(name, retrain=self.retrain, progress=self.progress)
+        model, manifest = checkpoints.load(name, retrain=self.retrain, progress=self.progress)
         self.manifests[name] = manifest
         return model.eval()
 
@@ -77,25 +80,48 @@ class JointMethod(RetrievalMethod):
                 print(f"mmkit: checkpoint {self.speech_checkpoint!r} was aligned to another "
                       f"{self.checkpoint!r} (sha256 {str(aligned_to)[:12]}, loaded "
                       f"{joint_sha[:12]}); retraining it", file=sys.stderr)
-                from mmkit.checkpoints import load
-
-                speech, manifest = load(self.speech_checkpoint, retrain=True,
-                                        progress=self.progress)
+                speech, manifest = checkpoints.load(self.speech_checkpoint, retrain=True,
+                                                    progress=self.progress)
                 self.manifests[self.speech_checkpoint] = manifest
                 speech = speech.eval()
             self._speech = speech
         return self._speech
 
-    def fit(self, world, images: np.ndarray) -> "JointMethod":
+    @property
+    def fingerprint(self) -> str:
+        """What identifies this method's embeddings in caches and index folders:
+        ``"joint|joint_world:<sha256>|joint_speech:<sha256>"``, the sha256 of the weights
+        loaded -- or, before they are loaded, of those :func:`mmkit.checkpoints.load` would
+        load now (:func:`mmkit.checkpoints.locate`; a cache hit then loads nothing). When the
+        joint checkpoint would be retrained (``retrain``, or nothing usable on disk) it is
+        loaded (trained) first; a speech tower that is not loaded yet and has no usable
+        checkpoint reads ``"untrained"``."""
+        parts = [self.name]
+        for name in (self.checkpoint, self.speech_checkpoint):
+            manifest = self.manifests.get(name)
+            if manifest is None and not self.retrain:
+                manifest = checkpoints.locate(name)
+            if manifest is None and name == self.checkpoint:
+                self.model  # noqa: B018 - what it loads decides the fingerprint
+                manifest = self.manifests[name]
+            parts.append(f"{name}:{manifest['sha256'] if manifest else 'untrained'}")
+        return "|".join(parts)
+
+    def fit(self, collection: Collection, images: np.ndarray) -> "JointMethod":
         """Loads (or, with ``retrain``, trains) the models; learns nothing from ``images``."""
         self.model  # noqa: B018 - load now, so that the demo's stages time honestly
         return self
 
     # ------------------------------------------------------------ embedding
-    def embed_images(self, images: np.ndarray, partner: str = "text") -> np.ndarray:
+    def embed_images(self, images: np.ndarray, *, partner: str = "text",
+                     batch_size: int | None = None, progress: bool | None = None
+                     ) -> np.ndarray:
         """uint8 [N, H, W, 3] -> float32 [N, d] (one space: ``partner`` is ignored); images of
-        another size are resized to 64 px."""
-        return self.model.embed_images(np.asarray(images))
+        another size are resized to 64 px. ``batch_size``: default 256; ``progress``:
+        default no bar (:meth:`~mmkit.encoders.joint.JointModel.embed_images`)."""
+        kwargs = {} if batch_size is None else {"batch_size": batch_size}
+        return self.model.embed_images(check_images(images, name="joint images"),
+                                       progress=bool(progress), **kwargs)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.embed_texts(list(texts))
@@ -109,12 +135,9 @@ class JointMethod(RetrievalMethod):
             raise InputError("embed_speech: no clips given")
         return self.speech_model.embed_audio(list(clips), sr)
 
-    def embed_world_speech(self, world, captions: np.ndarray) -> np.ndarray:
+    def embed_world_speech(self, world: Collection, captions: np.ndarray) -> np.ndarray:
         """The world's spoken captions ``captions`` -> float32 [M, d], synthesised in
         parallel and cached (:func:`mmkit.features.audio_cnn.world_speech_log_mels`)."""
-        from mmkit.data.world import World
-        from mmkit.features.audio_cnn import world_speech_log_mels
-
         if not isinstance(world, World):   # a dataset read from disk: its own recordings
             return super().embed_world_speech(world, captions)
         mels = world_speech_log_mels(world, captions, mel=self.speech_model.mel_config,

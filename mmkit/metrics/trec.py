@@ -9,6 +9,7 @@ docno descending), not from the rank column; queries of the run without judgemen
 skipped (and judged queries missing from the run); relevant documents that were not
 retrieved still count; ``num_*`` counts are summed over queries, every other metric is
 averaged. Any malformed line is an :class:`~mmkit.errors.InputError` naming file and line.
+Both files are UTF-8 text; a byte-order mark at the start of a file is skipped.
 """
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def _fields(path: str | os.PathLike, n_fields: int, layout: str) -> Iterator[tup
     try:
         with open(path, "rb") as lines:
             for line_no, raw in enumerate(lines, start=1):
-                try:
-                    fields = raw.decode("utf-8").split()
+                try:  # a UTF-8 byte-order mark (Windows editors) is no part of the first id
+                    fields = raw.decode("utf-8-sig" if line_no == 1 else "utf-8").split()
                 except UnicodeDecodeError:
                     raise InputError(f"{name}:{line_no}: not UTF-8 text") from None
                 if not fields:

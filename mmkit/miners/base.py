@@ -1,11 +1,12 @@
 """What every miner shares: ``miner(embeddings [N, D], labels [N]) -> (a, p, n)`` triplet
-indices (int64 [K] each), computed without gradients."""
+indices (int64 [K] each), computed without gradients; float16 and bfloat16 embeddings are
+mined in float32 (distances and sampling weights)."""
 from __future__ import annotations
 
 import torch
 
 from mmkit.losses.base import check_batch
-from mmkit.losses.distances import LpDistance
+from mmkit.losses.distances import LpDistance, working_precision
 
 
 class BaseMiner:
@@ -19,11 +20,13 @@ class BaseMiner:
     def __call__(self, embeddings: torch.Tensor, labels) -> tuple[torch.Tensor, ...]:
         embeddings, labels = check_batch(embeddings, labels, type(self).__name__)
         with torch.no_grad():
-            out = self.mine(embeddings.detach(), labels)
+            out = self.mine(working_precision(embeddings.detach()), labels)
         self.stats = {**self.stats, "triplets": int(len(out[0]))}
         return out
 
     def mine(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Triplets of ``embeddings`` (float32 or float64 [N, D], no gradient) under
+        ``labels`` int64 [N]."""
         raise NotImplementedError
 
     def triplet_margins(self, embeddings: torch.Tensor, a, p, n) -> torch.Tensor:

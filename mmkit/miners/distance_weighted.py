@@ -5,14 +5,15 @@ from __future__ import annotations
 import torch
 
 from mmkit.errors import InputError
-from mmkit.losses.distances import LpDistance
+from mmkit.losses.distances import LpDistance, working_precision
 from mmkit.miners.base import BaseMiner, _empty
 
 
 def negative_weights(embeddings: torch.Tensor, labels: torch.Tensor, cutoff: float = 0.5,
                      nonzero_loss_cutoff: float = 1.4) -> torch.Tensor:
     """Sampling probabilities of the negatives per anchor, float [N, N] (rows sum to 1, or
-    are all 0 when an anchor has no eligible negative).
+    are all 0 when an anchor has no eligible negative); float16 and bfloat16 embeddings
+    give float32 weights (computed in float32, as PML samples from float32 weights).
 
     On the unit sphere in D dimensions pairwise distances have density
     ``q(d) ~ d^(D-2) (1 - d^2/4)^((D-3)/2)``; sampling negatives with weight ``1/q(d)``
@@ -20,7 +21,7 @@ def negative_weights(embeddings: torch.Tensor, labels: torch.Tensor, cutoff: flo
     loss would be 0 anyway) spreads the chosen negatives over all distances instead of the
     crowded middle."""
     d = float(embeddings.shape[1])
-    mat = LpDistance()(embeddings).clamp(min=cutoff)
+    mat = LpDistance()(working_precision(embeddings)).clamp(min=cutoff)
     log_w = (2.0 - d) * torch.log(mat) - ((d - 3) / 2) * torch.log(1.0 - 0.25 * mat ** 2)
     neg = labels[:, None] != labels[None, :]
     eligible = neg & (mat < nonzero_loss_cutoff) & torch.isfinite(log_w)
@@ -38,9 +39,17 @@ class DistanceWeightedMiner(BaseMiner):
     :func:`negative_weights` (random: pass a ``torch.Generator`` for reproducible draws).
     Euclidean distance on L2-normalised embeddings only (as PML).
 
-    Deliberate difference from PML: PML draws ``n_p`` random positives (with replacement) per
-    anchor; here every positive of the anchor is used once, so only the negatives are random.
+    Deliberate differences from PML:
+
+    - PML draws ``n_p`` random positives (with replacement) per anchor; here every positive
+      of the anchor is used once, so only the negatives are random.
+    - ``nonzero_loss_cutoff <= cutoff`` is refused (one-line InputError). PML accepts it and
+      then never mines anything: every distance is clamped up to ``cutoff``, so no negative
+      is ever nearer than ``nonzero_loss_cutoff``.
+
     Anchors with no eligible negative (all farther than ``nonzero_loss_cutoff``) are skipped.
+    float16/bfloat16 embeddings are weighted and sampled in float32, so a drawn negative
+    never has the anchor's label and is never beyond ``nonzero_loss_cutoff``.
     """
 
     def __init__(self, cutoff: float = 0.5, nonzero_loss_cutoff: float = 1.4,

@@ -12,8 +12,9 @@ Ray is imported only when the Ray engine runs (``import mmkit.scale`` does not i
 from __future__ import annotations
 
 from mmkit.scale.auto import IndexChoice, bytes_per_vector, choose_index
-from mmkit.scale.build import FolderIndex, build_folder_index, search_folder
+from mmkit.scale.build import build_folder_index
 from mmkit.scale.files import list_images, load_image, load_images
+from mmkit.scale.search import FolderIndex, search_folder
 from mmkit.scale.shards import ShardedIndex, merge_topk, shard_bounds, train_quantizer
 
 __all__ = ["IndexChoice", "bytes_per_vector", "choose_index", "FolderIndex",

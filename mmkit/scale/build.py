@@ -1,5 +1,4 @@
-"""``build_folder_index``: a folder of images -> embeddings in partitions -> a (sharded) index;
-``FolderIndex``: open such an index folder and search it by text, image or sound.
+"""``build_folder_index``: a folder of images -> embeddings in partitions -> a (sharded) index.
 
 Steps of a build (see :mod:`mmkit.scale.embed` for the folder layout):
 
@@ -8,12 +7,16 @@ Steps of a build (see :mod:`mmkit.scale.embed` for the folder layout):
    ``map_batches`` on N workers); unreadable files are counted and reported, not fatal;
 3. per space: choose the index (``kind="auto"``: :func:`mmkit.scale.auto.choose_index`),
    train one quantizer on a global sample, build S shards from it (in parallel on Ray),
-   tune nprobe / ef_search to the recall target on held-out queries
-   (:func:`mmkit.index.tune`), save every shard;
+   tune nprobe / ef_search to the recall target on stored vectors, leave-one-out
+   (:func:`tune_sharded`, with :func:`mmkit.index.tune_leave_one_out`), save every shard;
 4. write ``manifest.json``, last.
+
+Searching the folder is :mod:`mmkit.scale.search` (:class:`FolderIndex`,
+:func:`search_folder`; also importable from here, the old path).
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -21,13 +24,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from mmkit._io import atomic_write_text
 from mmkit.errors import InputError
-from mmkit.index import KINDS, SearchIndexError, SearchResult, load_index, tune
+from mmkit.index import KINDS, SearchIndexError
+from mmkit.index.tune import drop_self, tune_leave_one_out  # drop_self: re-export
+from mmkit.methods import DEFAULT_METHOD
 from mmkit.scale import embed as E
 from mmkit.scale.auto import DEFAULT_MEMORY, IndexChoice, bytes_per_vector, choose_index
+from mmkit.scale.files import list_images
+from mmkit.scale.ray_engine import build_shards_ray, embed_ray, ray_session
+from mmkit.scale.search import (FolderIndex, check_query, embed_query,  # re-export
+                                load_query_audio, search_folder)
 from mmkit.scale.shards import (ShardedIndex, build_shard, index_bytes, index_from_bytes,
                                 shard_bounds, train_quantizer)
 
@@ -37,64 +45,26 @@ TUNE_QUERIES = 500
 TUNE_K = 10
 
 
-class _LeaveOneOut:
-    """An index seen through queries that are stored vectors: each query's own id is dropped
-    from its hits, so tuning on stored vectors measures recall on the rest (held out)."""
-
-    def __init__(self, index: Any, self_ids: torch.Tensor) -> None:
-        self.index, self.self_ids = index, self_ids
-        self.kind, self.dim, self.search_knob = index.kind, index.dim, index.search_knob
-
-    def __len__(self) -> int:
-        return len(self.index) - 1
-
-    def set_search_params(self, **p: int) -> None:
-        self.index.set_search_params(**p)
-
-    def knob_range(self) -> tuple[int, int]:
-        return self.index.knob_range()
-
-    def search(self, q: Any, k: int) -> SearchResult:
-        return drop_self(self.index.search(q, k + 1), self.self_ids, k)
-
-
-def drop_self(result: SearchResult, self_ids: torch.Tensor, k: int) -> SearchResult:
-    """The first k hits of each row that are not the query's own id [Q]."""
-    keep = result.ids != self_ids[:, None]
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :k]
-    return SearchResult(result.scores.gather(1, order), result.ids.gather(1, order))
-
-
 def tune_sharded(index: ShardedIndex, vectors: np.ndarray, ids: np.ndarray, *,
                  target_recall: float, seed: int = 0) -> dict[str, Any] | None:
     """Tune the knob of ``index`` on up to 500 stored vectors, leave-one-out (None: no knob
-    or too few vectors). Ground truth: exact search over ``vectors``."""
-    from mmkit.index import ExactIndex
-
+    or too few vectors). Ground truth: exact search over ``vectors``. Returns the
+    manifest's ``tuning`` entry."""
     k = TUNE_K
     if index.search_knob is None or len(index) <= k + 1:
         return None
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(ids), min(TUNE_QUERIES, len(ids)), replace=False))
-    queries = torch.from_numpy(vectors[rows])
-    self_ids = torch.from_numpy(ids[rows])
-    exact = ExactIndex(index.dim, METRIC)
-    exact.add(vectors, ids=ids, progress=False)
-    truth = drop_self(exact.search(queries, k + 1), self_ids, k).ids
     t0 = time.perf_counter()
-    result = tune(_LeaveOneOut(index, self_ids), queries, target_recall, k,
-                  ground_truth_ids=truth)
+    result, n_queries = tune_leave_one_out(index, vectors, ids, target_recall, k,
+                                           queries=TUNE_QUERIES, seed=seed, metric=METRIC)
     return {"param": result.param, "value": result.value, "recall": round(result.recall, 4),
             "target_recall": target_recall, "reached": result.reached, "k": k,
-            "queries": int(len(rows)), "protocol": "stored vectors as queries, leave-one-out",
+            "queries": n_queries, "protocol": "stored vectors as queries, leave-one-out",
             "curve": [[int(v), round(r, 4)] for v, r in result.curve],
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def _resolve_method(method: Any, quiet: bool) -> tuple[Any, str, dict[str, Any]]:
     """(method object, name, fit description) from a name, None (default) or (object, fit)."""
-    from mmkit.methods import DEFAULT_METHOD
-
     if method is None:
         method = DEFAULT_METHOD
     if isinstance(method, str):
@@ -142,8 +112,6 @@ def build_folder_index(images: str | os.PathLike, out: str | os.PathLike, *,
             raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
     if not 0 < target_recall <= 1:
         raise InputError(f"--recall must be in (0, 1], got {target_recall!r}")
-    from mmkit.scale.files import list_images
-
     files = list_images(images)
     out = E.check_out_dir(out)
     if shards > len(files):
@@ -162,8 +130,6 @@ def build_folder_index(images: str | os.PathLike, out: str | os.PathLike, *,
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if engine == "ray":
-        from mmkit.scale.ray_engine import build_shards_ray, embed_ray, ray_session
-
         with ray_session(workers, address) as startup:
             timings["ray_start_s"] = round(startup, 3)
             t0 = time.perf_counter()
@@ -189,8 +155,6 @@ def build_folder_index(images: str | os.PathLike, out: str | os.PathLike, *,
         "partitions_embedded_now": len(stats), "resumed": resumed,
         "seconds": {**timings, "total_s": round(time.perf_counter() - t_start, 3)},
     }
-    import json
-
     atomic_write_text(out / E.MANIFEST, json.dumps(manifest, indent=1))
     return manifest
 
@@ -240,185 +204,8 @@ def _index_spaces(out: Path, plan: dict[str, Any], kind: str, shards: int, memor
     return result
 
 
-# ----------------------------------------------------------------------------- opening, search
-
-class FolderIndex:
-    """An index folder made by :func:`build_folder_index`, opened for search."""
-
-    def __init__(self, path: Path, manifest: dict[str, Any],
-                 indexes: dict[str, ShardedIndex]) -> None:
-        self.path, self.manifest, self.indexes = path, manifest, indexes
-
-    @classmethod
-    def open(cls, path: str | os.PathLike) -> FolderIndex:
-        """Read and check ``path/manifest.json`` and every shard it names (one-line errors:
-        not a folder, an unfinished build, a foreign or inconsistent folder)."""
-        path = Path(path)
-        if not path.is_dir():
-            raise InputError(f"--index {path}: is not a folder" if path.exists()
-                             else f"--index {path}: no such folder")
-        if not (path / E.MANIFEST).is_file():
-            if (path / E.PLAN).is_file():
-                raise InputError(f"--index {path}: an unfinished build (no manifest.json); "
-                                 "run the same 'mmkit index build' again to finish it")
-            raise InputError(f"--index {path}: not an mmkit index folder (no manifest.json)")
-        m = E.read_json(path / E.MANIFEST, "manifest")
-        indexes = {}
-        for space, info in m.get("spaces", {}).items():
-            shards = []
-            for rel in info["shards"]:
-                try:
-                    shard = load_index(path / rel)
-                except SearchIndexError as e:
-                    raise InputError(f"--index {path}: {e}") from None
-                if shard.dim != info["dim"]:
-                    raise InputError(f"--index {path}: {rel} has dimension {shard.dim}, the "
-                                     f"manifest says {info['dim']} (a folder mixed from "
-                                     "different builds?)")
-                shards.append(shard)
-            sharded = ShardedIndex(shards)
-            if len(sharded) != info["n"]:
-                raise InputError(f"--index {path}: the {space} shards hold {len(sharded)} "
-                                 f"vectors, the manifest says {info['n']}")
-            if info.get("search_params"):
-                sharded.set_search_params(**info["search_params"])
-            indexes[space] = sharded
-        if not indexes:
-            raise InputError(f"--index {path}: the manifest lists no index")
-        return cls(path, m, indexes)
-
-    @property
-    def spaces(self) -> list[str]:
-        return list(self.indexes)
-
-    def check_method(self, name: str, fit: dict[str, Any]) -> None:
-        """One-line error unless the index was made by method ``name`` fitted as ``fit``."""
-        m = self.manifest
-        if m["method"] != name:
-            raise InputError(f"--index {self.path}: made by method {m['method']!r}, not {name!r}")
-        if m["fit"] != fit:
-            raise InputError(f"--index {self.path}: method {name!r} was fitted differently for "
-                             f"this index ({m['fit']}) than here ({fit}); embeddings would not "
-                             "match")
-
-    def search_vectors(self, space: str, queries: np.ndarray, k: int = 10) -> SearchResult:
-        """Top-k of float32 [Q, d] query embeddings in ``space``: (scores, ids) [Q, k]."""
-        index = self.indexes[space]
-        q = np.asarray(queries, np.float32)
-        if q.ndim != 2 or q.shape[1] != index.dim:
-            raise InputError(f"query embeddings have shape {q.shape}, the {space} index has "
-                             f"dimension {index.dim} (another method or model?)")
-        try:
-            return index.search(q, min(int(k), len(index)))
-        except SearchIndexError as e:
-            raise InputError(str(e)) from None
-
-    def paths(self, ids: Any) -> list[str]:
-        """File paths (the images folder joined with the relative path) of ids [n] (-1: skipped)."""
-        root = Path(self.manifest["root"])
-        return [str(root / self.manifest["files"][int(i)]) for i in np.asarray(ids) if i >= 0]
-
-    def relative_paths(self, ids: Any) -> list[str]:
-        return [self.manifest["files"][int(i)] for i in np.asarray(ids) if i >= 0]
-
-
-def load_query_audio(path: str | os.PathLike, sr: int) -> np.ndarray:
-    """float32 [T] mono waveform at ``sr`` Hz from a sound file. Documented conversions:
-    several channels -> their mean (mono downmix); another rate -> resampled (librosa)."""
-    import soundfile as sf
-
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises LibsndfileError/RuntimeError/TypeError
-        raise InputError(f"--audio {path}: not a sound file soundfile can read "
-                         f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    if data.shape[0] == 0:
-        raise InputError(f"--audio {path}: the sound file is empty")
-    clip = data.mean(axis=1)
-    if rate != sr:
-        import librosa
-
-        clip = librosa.resample(clip, orig_sr=rate, target_sr=sr).astype(np.float32)
-    if not np.isfinite(clip).all():
-        raise InputError(f"--audio {path}: contains NaN or infinite samples")
-    return clip
-
-
-def embed_query(method: Any, *, text: str | None = None, image: str | None = None,
-                audio: str | None = None, input_size: int = 64) -> tuple[str, np.ndarray]:
-    """(modality, float32 [1, d]) for exactly one of a text, an image file, a sound file."""
-    given = [(m, v) for m, v in (("text", text), ("image", image), ("audio", audio))
-             if v is not None]
-    if len(given) != 1:
-        raise InputError("give exactly one query: --text, --image or --audio")
-    modality, value = given[0]
-    if modality == "text":
-        if not str(value).strip():
-            raise InputError("--text: the query text is empty")
-        return modality, np.asarray(method.embed_texts([str(value)]), np.float32)
-    if modality == "image":
-        from mmkit.scale.files import load_image
-
-        pixels = load_image(value, input_size)
-        partner = "image"
-        return modality, np.asarray(method.embed_images(pixels[None], partner), np.float32)
-    sr = int(getattr(method, "sample_rate", 16000))
-    clip = load_query_audio(value, sr)
-    return modality, np.asarray(method.embed_audio(clip[None], sr), np.float32)
-
-
-def check_query(*, text: str | None = None, image: str | None = None,
-                audio: str | None = None) -> None:
-    """Check the query input before any model work (one-line InputError)."""
-    given = [v for v in (text, image, audio) if v is not None]
-    if len(given) != 1:
-        raise InputError("give exactly one query: --text, --image or --audio")
-    if text is not None and not text.strip():
-        raise InputError("--text: the query text is empty")
-    if image is not None:
-        from mmkit.scale.files import load_image
-
-        try:
-            load_image(image, 8)
-        except InputError as e:
-            raise InputError(f"--image {e}") from None
-    if audio is not None:
-        load_query_audio(audio, 16000)
-
-
-def search_folder(index: str | os.PathLike | FolderIndex, *, text: str | None = None,
-                  image: str | None = None, audio: str | None = None, k: int = 10,
-                  method: Any = None, quiet: bool = False) -> dict[str, Any]:
-    """Search an index folder: ``{"query": {...}, "results": [{"path", "score"}, ...]}``.
-
-    ``method``: None (the index's own method, prepared as the build prepared it) or a
-    pair (method object, fit description) that must match the manifest.
-    """
-    check_query(text=text, image=image, audio=audio)
-    fi = index if isinstance(index, FolderIndex) else FolderIndex.open(index)
-    if method is None:
-        from mmkit.methods import available_methods
-
-        name = fi.manifest["method"]
-        if name not in available_methods():
-            raise InputError(f"--index {fi.path}: made by method {name!r}, which this mmkit "
-                             f"does not have (available: {', '.join(available_methods())})")
-        if fi.manifest["fit"].get("pretrained") is False and fi.manifest["fit"].get("world") \
-                != E.FIT_WORLD:
-            raise InputError(f"--index {fi.path}: method {name!r} was fitted on a custom world "
-                             f"({fi.manifest['fit']}); search it from Python with that method")
-        obj, fit = E.prepare_method(name, quiet=quiet)
-    else:
-        obj, fit = method
-        name = getattr(obj, "name", type(obj).__name__)
-    fi.check_method(name, fit)
-    modality, q = embed_query(obj, text=text, image=image, audio=audio,
-                              input_size=int(getattr(obj, "input_size", 64)))
-    space = E.space_for(modality, fi.spaces)
-    res = fi.search_vectors(space, q, k)
-    keep = res.ids[0] >= 0
-    ids, scores = res.ids[0][keep], res.scores[0][keep]
-    return {"query": {modality: text if modality == "text" else str(image or audio)},
-            "space": space,
-            "results": [{"path": p, "score": round(float(s), 6)}
-                        for p, s in zip(fi.paths(ids), scores)]}
+__all__ = ["build_folder_index", "tune_sharded", "ENGINES", "METRIC",
+           # re-exported from mmkit.scale.search (the old import path)
+           "FolderIndex", "search_folder", "check_query", "embed_query", "load_query_audio",
+           # re-exported from mmkit.index.tune
+           "drop_self"]

@@ -6,14 +6,16 @@ import json
 import sys
 
 from mmkit._argparse import OneLineParser, float_arg, int_arg, positive_int_arg
+from mmkit.errors import InputError
+from mmkit.methods import DEFAULT_METHOD, available_methods
+from mmkit.scale.auto import parse_memory
+from mmkit.scale.build import build_folder_index
+from mmkit.scale.search import search_folder
 
 KIND_CHOICES = ("auto", "exact", "flat", "ivf", "hnsw", "ivfpq")
 
 
 def _memory_arg(text: str) -> int:
-    from mmkit.errors import InputError
-    from mmkit.scale.auto import parse_memory
-
     try:
         return parse_memory(text)
     except InputError as e:
@@ -24,8 +26,6 @@ _memory_arg.__name__ = "size"
 
 
 def _cmd_index_build(args: argparse.Namespace) -> int:
-    from mmkit.scale.build import build_folder_index
-
     m = build_folder_index(args.images, args.out, method=args.method, kind=args.kind,
                            engine=args.engine, workers=args.workers, shards=args.shards,
                            address=args.address, memory=args.memory,
@@ -51,8 +51,6 @@ def _cmd_index_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from mmkit.scale.build import search_folder
-
     report = search_folder(args.index, text=args.text, image=args.image, audio=args.audio,
                            k=args.k, quiet=args.json)
     if args.json:
@@ -66,8 +64,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> dict[str, argparse.ArgumentParser]:
     """Register ``index`` (with ``build``) and ``search`` on the main parser's subparsers;
     returns {"index": ..., "search": ...} for ``parser.commands``."""
-    from mmkit.methods import DEFAULT_METHOD, available_methods
-
     index = sub.add_parser("index", help="build a search index over a folder of images")
     verbs = index.add_subparsers(dest="index_command", required=True, parser_class=OneLineParser)
     build = verbs.add_parser(

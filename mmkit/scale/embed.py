@@ -30,8 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from mmkit._io import atomic_path, atomic_write_text
+from mmkit._io import atomic_path, atomic_write_text, check_writable_dir
+from mmkit.data.world import World, WorldConfig
 from mmkit.errors import InputError
+from mmkit.methods import available_methods, get_method
+from mmkit.scale.files import load_images
+from mmkit.scoring import EVAL_WORLD
 
 FORMAT = "mmkit.scale.index"
 VERSION = 1
@@ -39,8 +43,9 @@ PLAN = "plan.json"
 MANIFEST = "manifest.json"
 PARTS = "parts"
 DEFAULT_PARTITION = 256
-#: the world a method that must be fitted (``pretrained = False``) is fitted on
-FIT_WORLD = {"n": 2500, "seed": 0}
+#: the world a method that must be fitted (``pretrained = False``) is fitted on: the
+#: evaluation world (:data:`mmkit.scoring.EVAL_WORLD`), its train split
+FIT_WORLD: dict[str, int] = EVAL_WORLD
 QUERY_MODALITIES = ("text", "image", "audio")
 _DIRECTION_OF = {"text": "text->image", "image": "image->image", "audio": "audio->image"}
 
@@ -76,8 +81,13 @@ def prepare_method(name: str, *, fit_world: dict[str, int] | None = None,
     fitted on the train split of the demo world ``World(WorldConfig(**fit_world))``
     (default n=2500, seed=0) -- about a minute for the baseline on 2 cores, announced with
     one line on stderr. The fit is deterministic, so ``mmkit search`` refits the same model.
+
+    The description holds the method's ``fingerprint`` (for a method built from checkpoints,
+    the sha256 of the weights it loads: :attr:`mmkit.methods.joint.JointMethod.fingerprint`),
+    so an index built by one model is never searched, nor its build resumed, with another:
+    after ``mmkit train joint_world`` the descriptions differ and
+    :meth:`~mmkit.scale.build.FolderIndex.check_method` refuses in one line.
     """
-    from mmkit.methods import available_methods, get_method
 
     if name not in available_methods():
         raise InputError(f"unknown method {name!r}; available: {', '.join(available_methods())}")
@@ -85,8 +95,7 @@ def prepare_method(name: str, *, fit_world: dict[str, int] | None = None,
     if hasattr(method, "progress"):
         method.progress = False
     if getattr(method, "pretrained", False):
-        return method, {"pretrained": True}
-    from mmkit.data.world import World, WorldConfig
+        return method, {"pretrained": True, "fingerprint": method.fingerprint}
 
     cfg = dict(FIT_WORLD if fit_world is None else fit_world)
     if not quiet:
@@ -94,7 +103,8 @@ def prepare_method(name: str, *, fit_world: dict[str, int] | None = None,
               f"demo world (n={cfg['n']}, seed={cfg['seed']}; about a minute)", file=sys.stderr)
     world = World(WorldConfig(**cfg), progress=False)
     method.fit(world, np.flatnonzero(world.split == "train"))
-    return method, {"pretrained": False, "world": cfg, "split": "train"}
+    return method, {"pretrained": False, "world": cfg, "split": "train",
+                    "fingerprint": method.fingerprint}
 
 
 # ----------------------------------------------------------------------------- plan
@@ -123,7 +133,6 @@ def read_json(path: Path, what: str) -> dict:
 def check_out_dir(out: str | os.PathLike) -> Path:
     """Refuse an ``--out`` that is a file, a finished index, or a non-empty folder that is not
     an unfinished build (one-line InputError); returns the path."""
-    from mmkit._io import check_writable_dir
 
     out = check_writable_dir(out)
     if (out / MANIFEST).exists():
@@ -183,7 +192,6 @@ def finished_partitions(out: Path, plan: dict[str, Any]) -> set[int]:
 def embed_partition(method: Any, plan: dict[str, Any], k: int) -> dict[str, np.ndarray]:
     """Decode and embed partition ``k``: ids int64 [n] (file numbers of the good files),
     failed int64 [m], errors str [m], emb_<space> float32 [n, d]."""
-    from mmkit.scale.files import load_images
 
     size = plan["partition_size"]
     lo, hi = k * size, min((k + 1) * size, len(plan["files"]))
@@ -194,7 +202,7 @@ def embed_partition(method: Any, plan: dict[str, Any], k: int) -> dict[str, np.n
     for space in plan["spaces"]:
         partner = "image" if space == "joint" else space
         if len(images):
-            emb = np.asarray(method.embed_images(images, partner), dtype=np.float32)
+            emb = np.asarray(method.embed_images(images, partner=partner), dtype=np.float32)
         else:
             emb = np.zeros((0, 0), np.float32)
         arrays[f"emb_{space}"] = np.ascontiguousarray(emb)

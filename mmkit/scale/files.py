@@ -1,11 +1,14 @@
 """Find the image files under a folder and decode them for a method, reporting bad files.
 
-- :func:`list_images`: every ``.png`` / ``.jpg`` / ``.jpeg`` file under a folder (recursive,
-  any letter case), as sorted relative POSIX paths: the order that gives each file its id.
-- :func:`load_image`: one file -> uint8 [S, S, 3]. Documented conversions: any PIL mode
-  (grayscale, palette, RGBA, CMYK, 16-bit) -> RGB (alpha is dropped); any size -> the
-  shorter side resized to S (bicubic), then the centre S x S crop (CLIP-style preprocessing;
-  an S x S image is passed through untouched).
+- :func:`list_images`: every ``.png`` / ``.jpg`` / ``.jpeg`` / ``.webp`` / ``.tif`` /
+  ``.tiff`` file under a folder (recursive, any letter case), as sorted relative POSIX paths:
+  the order that gives each file its id.
+- :func:`load_image`: one file -> uint8 [S, S, 3] by the decoder and the resize rule that
+  every dataset loader uses too (:mod:`mmkit.data.images`): EXIF orientation applied; grey,
+  1-bit, palette, CMYK -> RGB; 16-bit and float images scaled to 0..255 (not saturated);
+  transparency composited over white; then the shorter side resized to S (bicubic) and the
+  centre S x S crop kept (CLIP-style preprocessing; an S x S image is passed through
+  untouched). A WebP file without WebP support in PIL is reported as skipped.
 - :func:`load_images`: many files; an unreadable or truncated file is reported with its
   path and reason and skipped, never a crash half-way.
 """
@@ -16,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mmkit.data import images as _images
+from mmkit.data.images import IMAGE_SUFFIXES
 from mmkit.errors import InputError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def check_folder(path: str | os.PathLike, option: str = "--images") -> Path:
@@ -32,7 +35,8 @@ def check_folder(path: str | os.PathLike, option: str = "--images") -> Path:
 
 
 def list_images(root: str | os.PathLike, option: str = "--images") -> list[str]:
-    """Sorted relative paths (POSIX) of the PNG/JPEG files under ``root``; error if none."""
+    """Sorted relative paths (POSIX) of the image files (:data:`IMAGE_SUFFIXES`) under
+    ``root``; error if none."""
     root = check_folder(root, option)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -41,48 +45,19 @@ def list_images(root: str | os.PathLike, option: str = "--images") -> list[str]:
             if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
                 found.append((Path(dirpath) / name).relative_to(root).as_posix())
     if not found:
-        raise InputError(f"{option} {root}: no PNG or JPEG files in this folder "
-                         f"(looked for {', '.join(IMAGE_SUFFIXES)}, in subfolders too)")
+        raise InputError(f"{option} {root}: no PNG or JPEG files in this folder, nor WebP or "
+                         f"TIFF (looked for {', '.join(IMAGE_SUFFIXES)}, in subfolders too)")
     return sorted(found)
 
 
-def _fit_square(im, size: int):
-    """Shorter side -> ``size`` (bicubic), then the centre ``size`` x ``size`` crop."""
-    from PIL import Image
-
-    w, h = im.size
-    if (w, h) == (size, size):
-        return im
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    im = im.resize((nw, nh), Image.Resampling.BICUBIC)
-    left, top = (nw - size) // 2, (nh - size) // 2
-    return im.crop((left, top, left + size, top + size))
-
-
 def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
-    """uint8 [size, size, 3] RGB pixels of one PNG/JPEG file (see the module docstring).
+    """uint8 [size, size, 3] RGB pixels of one image file (see the module docstring:
+    :func:`mmkit.data.images.load_image` with the one resize rule).
 
     Raises InputError naming the file when it cannot be decoded (not an image, truncated,
     empty, unsupported).
     """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.load()                       # decode now: a truncated file fails here
-            if im.mode not in ("RGB",):
-                im = im.convert("RGBA").convert("RGB") if im.mode in ("P", "LA", "PA") \
-                    else im.convert("RGB")
-            im = _fit_square(im, size)
-            pixels = np.array(im, dtype=np.uint8)   # a writable copy (torch warns on views)
-    except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image PIL can read") from None
-    except (OSError, ValueError, SyntaxError) as e:  # truncated, corrupt, unsupported
-        raise InputError(f"{path}: cannot decode image ({str(e).splitlines()[0] or type(e).__name__})"
-                         ) from None
-    except Image.DecompressionBombError as e:
-        raise InputError(f"{path}: {e}") from None
+    pixels = _images.load_image(path, size)
     if pixels.shape != (size, size, 3):
         raise InputError(f"{path}: decoded to shape {pixels.shape}, expected ({size}, {size}, 3)")
     return np.ascontiguousarray(pixels)

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from mmkit.errors import MMKitError
+from mmkit.scale.embed import embed_and_write
+from mmkit.scale.shards import build_shard, index_bytes
 
 
 def _quiet_ray_env() -> None:
@@ -111,8 +113,6 @@ def _embed_partitions(batch: dict[str, np.ndarray], method_ref: list, plan: dict
     import ray
     import torch
 
-    from mmkit.scale.embed import embed_and_write
-
     key = method_ref[0].hex()
     if key not in _WORKER_METHODS:
         torch.set_num_threads(1)          # one core per worker
@@ -150,8 +150,6 @@ def embed_ray(method: Any, plan: dict[str, Any], out: Path, todo: list[int], *,
 
 def _build_shard_bytes(quantizer: bytes, vectors: np.ndarray, ids: np.ndarray) -> bytes:
     import torch
-
-    from mmkit.scale.shards import build_shard, index_bytes
 
     torch.set_num_threads(1)
     return index_bytes(build_shard(quantizer, vectors, ids))

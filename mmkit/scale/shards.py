@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmkit.index import SearchIndex, SearchIndexError, SearchResult, build_index
+from mmkit.index import SearchIndex, SearchIndexError, SearchResult, build_index, load_index
+from mmkit.index.base import check_search_k
 from mmkit.index.exact import lexsort_desc
 
 TRAINED_KINDS = ("ivf", "ivfpq")
@@ -67,8 +68,6 @@ def index_from_bytes(data: bytes) -> SearchIndex:
     """Inverse of :func:`index_bytes` (goes through :func:`mmkit.index.load_index`'s checks)."""
     import tempfile
     from pathlib import Path
-
-    from mmkit.index import load_index
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "q.mmidx"
@@ -151,8 +150,6 @@ class ShardedIndex:
 
     def search(self, queries: Any, k: int) -> SearchResult:
         """Top-k over all shards: (scores [Q, k], ids [Q, k]), exactly merged."""
-        from mmkit.index.base import check_search_k
-
         k = check_search_k(k, len(self))
         parts = [s.search(queries, min(k, len(s))) for s in self.shards if len(s)]
         return merge_topk([p.scores for p in parts], [p.ids for p in parts], k, self.metric)
