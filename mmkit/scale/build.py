@@ -2,7 +2,7 @@
 
 Steps of a build (see :mod:`mmkit.scale.embed` for the folder layout):
 
-1. list the PNG/JPEG files (their sorted relative paths give the ids 0..N-1);
+1. list the image files (PNG, JPEG, WebP, TIFF) (their sorted relative paths give the ids 0..N-1);
 2. embed them in partitions of P files (local engine: in this process; Ray engine: Ray Data
    ``map_batches`` on N workers); unreadable files are counted and reported, not fatal;
 3. per space: choose the index (``kind="auto"``: :func:`mmkit.scale.auto.choose_index`),
@@ -84,7 +84,8 @@ def build_folder_index(images: str | os.PathLike, out: str | os.PathLike, *,
                        quiet: bool = False,
                        on_partition: Callable[[dict[str, Any]], None] | None = None
                        ) -> dict[str, Any]:
-    """Embed every PNG/JPEG under ``images`` and build a searchable index folder ``out``.
+    """Embed every image (PNG, JPEG, WebP, TIFF) under ``images`` and build a searchable
+    index folder ``out``.
 
     Args:
         method: a registered method name (default ``mmkit.methods.DEFAULT_METHOD``), or a

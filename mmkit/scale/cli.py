@@ -67,11 +67,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, argparse.ArgumentP
     index = sub.add_parser("index", help="build a search index over a folder of images")
     verbs = index.add_subparsers(dest="index_command", required=True, parser_class=OneLineParser)
     build = verbs.add_parser(
-        "build", help="embed every PNG/JPEG under a folder and build a (sharded) index",
-        description="Embed every PNG/JPEG file under --images (any size; resized and "
-                    "centre-cropped to the method's input) in resumable partitions, then "
-                    "build the index. Unreadable files are reported and skipped. A killed "
-                    "build resumes when run again with the same --out.")
+        "build", help="embed every image (PNG, JPEG, WebP, TIFF) under a folder and build a "
+                 "(sharded) index",
+        description="Embed every PNG, JPEG, WebP or TIFF file under --images (any size; "
+                    "resized and centre-cropped to the method's input) in resumable "
+                    "partitions, then build the index. Unreadable files are reported and "
+                    "skipped. A killed build resumes when run again with the same --out.")
     build.add_argument("--images", required=True, metavar="DIR", help="folder of images")
     build.add_argument("--out", required=True, metavar="INDEX_DIR",
                        help="new folder for the index (or an unfinished build to resume)")
@@ -103,7 +104,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, argparse.ArgumentP
     search.add_argument("--index", required=True, metavar="INDEX_DIR")
     query = search.add_mutually_exclusive_group(required=True)
     query.add_argument("--text", help="a caption-like text query")
-    query.add_argument("--image", metavar="FILE", help="an image file (PNG/JPEG)")
+    query.add_argument("--image", metavar="FILE", help="an image file (PNG, JPEG, WebP, TIFF)")
     query.add_argument("--audio", metavar="FILE", help="a sound file (WAV, FLAC, OGG)")
     search.add_argument("-k", type=int_arg(low=1), default=10, help="hits to return")
     search.add_argument("--json", action="store_true",
