@@ -32,13 +32,10 @@ MOVED = {
                                            "seen_classes_mask"],
     },
     "mmkit.encoders.joint": {
-        "mmkit.encoders.joint_training": ["train_joint", "SceneData", "make_loss", "BASE_CONFIG",
-                                          "MAIN_CHANGES", "RECIPE_BUDGET", "CHECKPOINTS"],
         "mmkit.encoders.evaluation": ["PROTOCOL", "ProtocolData", "protocol_results",
                                       "protocol_unseen_classes", "JOINT_DIRECTIONS"],
     },
     "mmkit.encoders.speech": {
-        "mmkit.encoders.speech_training": ["train_speech", "SPEECH_CONFIG", "CHECKPOINTS"],
         "mmkit.encoders.evaluation": ["protocol_speech_results"],
     },
     "mmkit.encoders.hf_clip": {
