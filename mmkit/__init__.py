@@ -26,6 +26,7 @@ Features and scoring
     ``mmkit.features``     visual, text and audio features and single-modality encoders
     ``mmkit.scoring``      the evaluation world and the one way to score embeddings
                            (R@K, mAP, NDCG@10, the relevance oracle and the Bayes ceiling)
+    ``mmkit.configs``      the typed, validated configs of the model families (shared part)
 
 Models
     ``mmkit.encoders``     joint embeddings: CCA, metric learning, the joint model, speech,
@@ -60,11 +61,11 @@ from mmkit._version import __version__  # noqa: E402
 #: the subpackages and modules ``mmkit.<name>`` imports on first use
 SUBMODULES: tuple[str, ...] = (
     "errors", "validate", "data", "metrics", "index", "losses", "miners", "checkpoints",
-    "training", "viz", "features", "scoring", "encoders", "methods", "align", "fusion", "scale",
-    "exercises", "demo", "cli")
+    "training", "viz", "features", "scoring", "configs", "encoders", "methods", "align",
+    "fusion", "scale", "exercises", "demo", "cli")
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers and IDEs
-    from mmkit import (align, checkpoints, cli, data, demo, encoders,  # noqa: F401
+    from mmkit import (align, checkpoints, cli, configs, data, demo, encoders,  # noqa: F401
                        errors, exercises, features, fusion, index, losses, methods, metrics,
                        miners, scale, scoring, training, validate, viz)
 

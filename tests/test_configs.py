@@ -17,10 +17,17 @@ from mmkit.encoders.joint_training import BASE_CONFIG, train_joint
 from mmkit.encoders.metric_learning import MetricDigitsConfig, MetricWorldConfig
 from mmkit.encoders.speech import SpeechConfig, SpeechTower
 from mmkit.errors import InputError
+from mmkit.features.audio_cnn import AudioCNNConfig
+from mmkit.features.sentence_encoders import SentenceEncoderConfig
+from mmkit.features.visual_cnn import VisualCNNConfig
+from mmkit.features.word2vec import Word2VecConfig
 
 #: the dataclass of each trained family, by checkpoint name prefix
 FAMILIES = {"joint_speech": SpeechConfig, "joint_": JointConfig, "clip_world": ClipStyleConfig,
-            "metric_world": MetricWorldConfig, "metric_digits": MetricDigitsConfig}
+            "metric_world": MetricWorldConfig, "metric_digits": MetricDigitsConfig,
+            "visual_": VisualCNNConfig, "word2vec_": Word2VecConfig,
+            "gru_text": SentenceEncoderConfig, "lstm_text": SentenceEncoderConfig,
+            "audio_cnn_": AudioCNNConfig}
 
 
 def family(name: str):
@@ -34,7 +41,9 @@ def committed() -> list[str]:
 def test_every_family_has_committed_checkpoints():
     names = committed()
     assert {family(n) for n in names} == set(FAMILIES.values())
-    assert len(names) == 9
+    assert len(names) == 16
+    # every committed checkpoint has a typed config
+    assert names == sorted(p.stem for p in ck.PACKAGE_DIR.glob("*.json"))
 
 
 @pytest.mark.parametrize("name", committed())
@@ -189,3 +198,77 @@ def test_bad_metric_values():
         assert part in text, (part, text)
     with pytest.raises(InputError, match=r"train_digits must be distinct digits 0-9"):
         MetricDigitsConfig(train_digits=[0, 1, 12])
+
+
+# ------------------------------------------------------------------ the feature families
+FEATURE_CHECKPOINTS = ("visual_small_cnn", "visual_resnet18_w16", "word2vec_world", "gru_text",
+                       "lstm_text", "audio_cnn_sound", "audio_cnn_speech")
+
+
+@pytest.mark.parametrize("name", FEATURE_CHECKPOINTS)
+def test_feature_models_take_the_dataclass_or_its_dict_alike(name):
+    spec = ck.get_spec(name)
+    cfg = family(name).from_dict(spec.config)
+    torch.manual_seed(0)
+    a = spec.build(spec.config).state_dict()
+    torch.manual_seed(0)
+    b = spec.build(cfg).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_feature_defaults_are_written_once():
+    assert Word2VecConfig().to_dict() == ck.get_spec("word2vec_world").config
+    assert SentenceEncoderConfig().to_dict() == ck.get_spec("gru_text").config
+    assert AudioCNNConfig().to_dict() == ck.get_spec("audio_cnn_sound").config
+    assert AudioCNNConfig().channels == (16, 32, 64)
+    assert AudioCNNConfig().to_dict()["channels"] == [16, 32, 64]
+    # the ResNet has none of the SmallCNN's fields, and its dict leaves them out
+    resnet = VisualCNNConfig.from_dict(ck.get_spec("visual_resnet18_w16").config)
+    assert resnet.embed_dim is None and not resnet.is_small_cnn
+    assert "embed_dim" not in resnet.to_dict()
+    assert VisualCNNConfig.from_dict(ck.get_spec("visual_small_cnn").config).is_small_cnn
+
+
+@pytest.mark.parametrize("cls, changes, message", [
+    (VisualCNNConfig, {"width": 0}, "VisualCNNConfig: width must be a positive integer, got 0"),
+    (VisualCNNConfig, {"world_seed": 0}, "world_seed 0 is the evaluation world's"),
+    (VisualCNNConfig, {"label_smoothing": 1.0}, "label_smoothing must be in [0, 1), got 1.0"),
+    (VisualCNNConfig, {"embed_dim": 128}, "the SmallCNN's fields come together: embed_dim "
+                                          "given but not se, cbam, vit, heads"),
+    (VisualCNNConfig, {"embed_dim": 128, "se": True, "cbam": True, "vit": True, "heads": 5},
+     "heads 5 must divide the ViT block's width 4 x width = 96"),
+    (Word2VecConfig, {"window": 0}, "Word2VecConfig: window must be a positive integer"),
+    (Word2VecConfig, {"val_world": {"n": 500, "seed": 0}},
+     "val_world: seed 0 is the evaluation world's"),
+    (Word2VecConfig, {"subsample": -1e-3}, "subsample must be > 0"),
+    (SentenceEncoderConfig, {"bidirectional": "yes"},
+     "SentenceEncoderConfig: bidirectional must be True or False, got 'yes'"),
+    (SentenceEncoderConfig, {"temperature": 0}, "temperature must be > 0, got 0"),
+    (SentenceEncoderConfig, {"batch_size": 300, "world": {"n": 200, "seed": 1201}},
+     "batch_size 300 exceeds the training world's 200 images"),
+    (AudioCNNConfig, {"channels": [16, 32]}, "AudioCNNConfig: channels must list 3 numbers"),
+    (AudioCNNConfig, {"hop_length": 2.5}, "hop_length must be a positive integer, got 2.5"),
+    (AudioCNNConfig, {"lr": float("nan")}, "lr must be"),
+])
+def test_bad_feature_values(cls, changes, message):
+    with pytest.raises(InputError) as exc:
+        cls.from_dict(changes)
+    assert message in one_line(exc), (message, str(exc.value))
+
+
+def test_bad_feature_values_are_refused_before_training():
+    """The trainers and builders read the dataclass first: a bad or unknown key is one line,
+    before any world is generated."""
+    for name, changes in [("word2vec_world", {"dimension": 3}), ("gru_text", {"steps": 0}),
+                          ("audio_cnn_sound", {"world_seed": 0}),
+                          ("visual_small_cnn", {"epochs": -1})]:
+        spec = ck.get_spec(name)
+        with pytest.raises(InputError) as exc:
+            spec.train({**spec.config, **changes}, False)
+        one_line(exc)
+    spec = ck.get_spec("visual_resnet18_w16")
+    small = ck.get_spec("visual_small_cnn").config
+    with pytest.raises(InputError, match="a NarrowResNet18 has no embed_dim"):
+        spec.build(small)
+    with pytest.raises(InputError, match="a SmallCNN needs embed_dim"):
+        ck.get_spec("visual_small_cnn").build(spec.config)

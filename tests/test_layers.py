@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "mmkit._argparse"),
     ("mmkit.data", "mmkit.metrics", "mmkit.index", "mmkit.losses", "mmkit.miners",
      "mmkit.checkpoints", "mmkit.training", "mmkit.viz"),
-    ("mmkit.features", "mmkit.scoring"),
+    ("mmkit.features", "mmkit.scoring", "mmkit.configs"),
     ("mmkit.encoders",),
     ("mmkit.methods",),
     ("mmkit.align", "mmkit.fusion", "mmkit.scale"),

@@ -16,8 +16,8 @@ dataclass whose ``to_dict()`` is the checkpoints' config dict).
   loading), ``training`` (``clip_world``); old path ``mmkit.encoders.hf_clip``;
 - ``mmkit.encoders.evaluation``: trained encoders on the evaluation split (inputs embedded
   once, scored by ``mmkit.scoring``);
-- ``mmkit.encoders.config``: what the configs share (``from_dict`` / ``to_dict``, the
-  training world ``{"n", "seed"}``, one-line validation);
+- ``mmkit.encoders.config`` (re-exports ``mmkit.configs``): what the configs share
+  (``from_dict`` / ``to_dict``, the training world ``{"n", "seed"}``, one-line validation);
 - ``mmkit.encoders.bilinear``: compact bilinear pooling;
 - ``mmkit.encoders.metric_learning`` (old path ``mmkit.encoders.metric``): metric learning
   with ``mmkit.losses`` and ``mmkit.miners`` (Siamese / triplet training, PML-style retrieval

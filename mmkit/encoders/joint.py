@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from mmkit.data.images import check_images
-from mmkit.encoders.config import Checks, DictConfig, TrainWorld, check_rate, counts
+from mmkit.configs import Checks, DictConfig, TrainWorld, check_rate, counts
 from mmkit.encoders.evaluation import (JOINT_DIRECTIONS, PROTOCOL,  # noqa: F401  (re-exports)
                                        ProtocolData, protocol_results, protocol_unseen_classes)
 from mmkit.errors import InputError

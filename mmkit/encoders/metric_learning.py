@@ -24,7 +24,7 @@ import torch
 from mmkit._setup import pick_device
 from mmkit.checkpoints import CheckpointSpec, Trained
 from mmkit.data import World
-from mmkit.encoders.config import Checks, DictConfig, check_rate
+from mmkit.configs import Checks, DictConfig, check_rate
 from mmkit.errors import InputError
 from mmkit.features.image_encoder import embed_images
 from mmkit.features.pretrained import pretrained_features  # noqa: F401 - re-export

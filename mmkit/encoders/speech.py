@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from mmkit.data.world import WorldConfig
-from mmkit.encoders.config import Checks, DictConfig, TrainWorld, check_rate
+from mmkit.configs import Checks, DictConfig, TrainWorld, check_rate
 from mmkit.encoders.evaluation import protocol_speech_results  # noqa: F401  (re-export)
 from mmkit.features import audio_cnn
 from mmkit.features.audio import log_mel, prepare_audio

@@ -13,7 +13,8 @@ The same architecture serves
   trained to predict what the caption says about its main object (shape, colour, texture,
   size; attributes the caption leaves out are ignored in the loss).
 
-Both train on fresh scenes of their own seeds (never the seed-0 evaluation world):
+Both are configured by :class:`AudioCNNConfig` and train on fresh scenes of their own seeds
+(never the seed-0 evaluation world):
 ``mmkit train audio_cnn_sound`` / ``audio_cnn_speech``; notebooks load the committed
 checkpoints with ``mmkit.checkpoints.load(NAME)``.
 
@@ -26,7 +27,8 @@ configuration.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,12 +37,14 @@ from torch import nn
 
 from mmkit._setup import usable_cores
 from mmkit.checkpoints import CheckpointSpec, Trained
+from mmkit.configs import Checks, DictConfig, check_rate, check_train_seed
 from mmkit.data.speech import VOICES, SpeechUnavailable, speak, speech_available
 from mmkit.data.world import World
 from mmkit.errors import InputError
 from mmkit.features.audio import FLOOR_DB, check_clips, log_mel, prepare_audio, self_retrieval
 from mmkit.features.cache import array_key, cached, text_key
 from mmkit.training import LossLog, progress_bar
+from mmkit.validate import integer, positive_int
 
 #: log-mel settings of the sound model (1 s clips at 16 kHz: 63 frames)
 SOUND_MEL: dict[str, int] = {"n_mels": 64, "n_fft": 1024, "hop_length": 256}
@@ -288,40 +292,93 @@ def world_speech_log_mels(world: Any, captions: Sequence[int], **kwargs: Any) ->
                            world.config.sample_rate, **kwargs)
 
 
+# ------------------------------------------------------------------ config
+@dataclass(frozen=True)
+class AudioCNNConfig(DictConfig):
+    """A :class:`LogMelCNN` and its training (the defaults: the checkpoint
+    ``audio_cnn_sound``'s values, its log-mels :data:`SOUND_MEL`; ``audio_cnn_speech``
+    differs in its log-mels :data:`SPEECH_MEL`, world and epochs).
+    ``from_dict(manifest["config"]).to_dict() == manifest["config"]``. Bad values raise ONE
+    line listing every problem."""
+
+    #: channels of the three conv blocks
+    channels: tuple[int, ...] = (16, 32, 64)
+    out_dim: int = 128
+    #: the world's sample rate (checked against the training world)
+    sr: int = 16000
+    batch_size: int = 64
+    #: AdamW's peak learning rate (one-cycle schedule)
+    lr: float = 3e-3
+    seed: int = 0
+    #: the log-mel settings
+    n_mels: int = SOUND_MEL["n_mels"]
+    n_fft: int = SOUND_MEL["n_fft"]
+    hop_length: int = SOUND_MEL["hop_length"]
+    #: the training world ``World(n=world_n, seed=world_seed)`` (never the evaluation seed)
+    world_n: int = 4000
+    world_seed: int = 1031
+    epochs: int = 16
+
+    def __post_init__(self) -> None:
+        checks = Checks("AudioCNNConfig")
+        if not (isinstance(self.channels, (list, tuple)) and len(self.channels) == 3):
+            checks.add(f"channels must list 3 numbers, got {self.channels!r}")
+        else:
+            checks.ints(self.channels, "channels")
+            object.__setattr__(self, "channels", tuple(self.channels))
+        for name in ("out_dim", "sr", "batch_size", "n_mels", "n_fft", "hop_length",
+                     "world_n", "epochs"):
+            checks(positive_int, getattr(self, name), name)
+        check_rate(checks, self.lr, "lr")
+        checks(integer, self.seed, "seed", low=0)
+        check_train_seed(checks, self.world_seed, "world_seed")
+        checks.done()
+
+    @property
+    def mel(self) -> dict[str, int]:
+        """The log-mel settings ``{"n_mels", "n_fft", "hop_length"}``."""
+        return {"n_mels": self.n_mels, "n_fft": self.n_fft, "hop_length": self.hop_length}
+
+
+def audio_config(config: AudioCNNConfig | Mapping[str, Any]) -> AudioCNNConfig:
+    """``config`` as an :class:`AudioCNNConfig` (a checkpoint's config dict, or one already)."""
+    return AudioCNNConfig.from_dict(config)
+
+
 # ------------------------------------------------------------------ training
-def _build(config: dict, heads: dict[str, int]) -> LogMelCNN:
-    return LogMelCNN(n_mels=config["n_mels"], channels=tuple(config["channels"]),
-                     out_dim=config["out_dim"], heads=heads, sr=config["sr"],
-                     n_fft=config["n_fft"], hop_length=config["hop_length"])
+def _build(config: AudioCNNConfig | Mapping[str, Any], heads: dict[str, int]) -> LogMelCNN:
+    cfg = audio_config(config)
+    return LogMelCNN(n_mels=cfg.n_mels, channels=cfg.channels, out_dim=cfg.out_dim,
+                     heads=heads, sr=cfg.sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length)
 
 
-def build_sound(config: dict) -> LogMelCNN:
+def build_sound(config: AudioCNNConfig | Mapping[str, Any]) -> LogMelCNN:
     """The untrained sound model of ``config`` (heads :data:`SOUND_HEADS`)."""
     return _build(config, SOUND_HEADS)
 
 
-def build_speech(config: dict) -> LogMelCNN:
+def build_speech(config: AudioCNNConfig | Mapping[str, Any]) -> LogMelCNN:
     """The untrained speech model of ``config`` (heads :data:`SPEECH_HEADS`)."""
     return _build(config, SPEECH_HEADS)
 
 
 def _fit(model: LogMelCNN, mels: list[np.ndarray], targets: dict[str, np.ndarray],
-         train: np.ndarray, config: dict, progress: bool, desc: str) -> list[float]:
+         train: np.ndarray, cfg: AudioCNNConfig, progress: bool, desc: str) -> list[float]:
     """Adam on the sum of the heads' cross-entropies (targets -1 are ignored); returns the
     mean training loss of every epoch."""
-    gen = torch.Generator().manual_seed(int(config["seed"]))
-    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=1e-4)
-    steps = config["epochs"] * math.ceil(len(train) / config["batch_size"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["lr"], total_steps=steps)
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
     tgt = {k: torch.from_numpy(np.asarray(v, np.int64)) for k, v in targets.items()}
     log = LossLog()
     model.train()
-    bar = progress_bar(range(config["epochs"]), progress=progress, desc=desc)
+    bar = progress_bar(range(cfg.epochs), progress=progress, desc=desc)
     for _ in bar:
         perm = train[torch.randperm(len(train), generator=gen).numpy()]
-        for start in range(0, len(perm), config["batch_size"]):
-            idx = perm[start:start + config["batch_size"]]
+        for start in range(0, len(perm), cfg.batch_size):
+            idx = perm[start:start + cfg.batch_size]
             (local, x, lengths), = _batches([mels[i] for i in idx], len(idx), False, "")
             sel = torch.from_numpy(idx[local])         # _batches sorts by length
             logits = model.classify(x, lengths)
@@ -353,72 +410,71 @@ def _accuracy(model: LogMelCNN, mels: list[np.ndarray], targets: dict[str, np.nd
     return {f"held_out_acc_{k}": round(correct[k] / max(1, counted[k]), 4) for k in targets}
 
 
-def _train_sound(config: dict, progress: bool) -> Trained:
-    world = World(n=config["world_n"], seed=config["world_seed"], progress=progress)
+def _train_sound(config: AudioCNNConfig | Mapping[str, Any], progress: bool) -> Trained:
+    cfg = audio_config(config)
+    world = World(n=cfg.world_n, seed=cfg.world_seed, progress=progress)
     sr = world.config.sample_rate
-    if sr != config["sr"]:
-        raise InputError(f"the training world speaks at {sr} Hz, the config says {config['sr']}")
-    mel = {k: config[k] for k in ("n_mels", "n_fft", "hop_length")}
-    mels = list(log_mel(world.audio, sr, **mel))
+    if sr != cfg.sr:
+        raise InputError(f"the training world speaks at {sr} Hz, the config says {cfg.sr}")
+    mels = list(log_mel(world.audio, sr, **cfg.mel))
     main = world.objects[:, 0].astype(np.int64)
     targets = {"class": world.labels, "shape": main[:, 0], "colour": main[:, 1],
                "texture": main[:, 2], "size": main[:, 3]}
     train = np.flatnonzero(np.isin(world.split, ("train", "unseen")))
     held = np.flatnonzero(np.isin(world.split, ("val", "test")))
-    model = build_sound(config)
-    history = _fit(model, mels, targets, train, config, progress, "train audio_cnn_sound")
+    model = build_sound(cfg)
+    history = _fit(model, mels, targets, train, cfg, progress, "train audio_cnn_sound")
     metrics = _accuracy(model, mels, targets, held)
     emb = embed_log_mels(model, [mels[i] for i in held])
     metrics["held_out_same_class_mAP"] = round(self_retrieval(emb, world.labels[held])["mAP"], 4)
     metrics["first_epoch_loss"] = round(history[0], 4)
     metrics["last_epoch_loss"] = round(history[-1], 4)
-    return Trained(model, metrics, {"world": {"n": config["world_n"], "seed": config["world_seed"]},
-                                    "train_scenes": int(len(train)), "held_out_scenes": int(len(held)),
+    return Trained(model, metrics, {"world": {"n": cfg.world_n, "seed": cfg.world_seed},
+                                    "train_scenes": int(len(train)),
+                                    "held_out_scenes": int(len(held)),
                                     "held_out": "val + test splits of the training world",
-                                    "epochs": config["epochs"], "loss_history": history})
+                                    "epochs": cfg.epochs, "loss_history": history})
 
 
-def _train_speech(config: dict, progress: bool) -> Trained:
-    world = World(n=config["world_n"], seed=config["world_seed"], progress=False)
-    if world.config.sample_rate != config["sr"]:
+def _train_speech(config: AudioCNNConfig | Mapping[str, Any], progress: bool) -> Trained:
+    cfg = audio_config(config)
+    world = World(n=cfg.world_n, seed=cfg.world_seed, progress=False)
+    if world.config.sample_rate != cfg.sr:
         raise InputError(f"the training world speaks at {world.config.sample_rate} Hz, the "
-                         f"config says {config['sr']}")
-    mel = {k: config[k] for k in ("n_mels", "n_fft", "hop_length")}
+                         f"config says {cfg.sr}")
     caps = np.arange(len(world.captions))
-    mels = world_speech_log_mels(world, caps, mel=mel, progress=progress)
+    mels = world_speech_log_mels(world, caps, mel=cfg.mel, progress=progress)
     main = world.caption_main.astype(np.int64)
     targets = {"shape": main[:, 0], "colour": main[:, 1], "texture": main[:, 2],
                "size": main[:, 3]}
     image_split = world.split[world.caption_image]
     train = np.flatnonzero(np.isin(image_split, ("train", "unseen")))
     held = np.flatnonzero(np.isin(image_split, ("val", "test")))
-    model = build_speech(config)
-    history = _fit(model, mels, targets, train, config, progress, "train audio_cnn_speech")
+    model = build_speech(cfg)
+    history = _fit(model, mels, targets, train, cfg, progress, "train audio_cnn_speech")
     metrics = _accuracy(model, mels, targets, held)
     emb = embed_log_mels(model, [mels[i] for i in held])
     metrics["held_out_same_image_mAP"] = round(
         self_retrieval(emb, world.caption_image[held])["mAP"], 4)
     metrics["first_epoch_loss"] = round(history[0], 4)
     metrics["last_epoch_loss"] = round(history[-1], 4)
-    return Trained(model, metrics, {"world": {"n": config["world_n"], "seed": config["world_seed"]},
+    return Trained(model, metrics, {"world": {"n": cfg.world_n, "seed": cfg.world_seed},
                                     "train_captions": int(len(train)),
                                     "held_out_captions": int(len(held)),
                                     "held_out": "captions of the val + test images of the "
                                                 "training world",
-                                    "epochs": config["epochs"], "loss_history": history})
+                                    "epochs": cfg.epochs, "loss_history": history})
 
 
-_COMMON = {"channels": [16, 32, 64], "out_dim": 128, "sr": 16000, "batch_size": 64,
-           "lr": 3e-3, "seed": 0}
 CHECKPOINTS: dict[str, CheckpointSpec] = {
     "audio_cnn_sound": CheckpointSpec(
         name="audio_cnn_sound", build=build_sound, train=_train_sound,
-        config={**_COMMON, **SOUND_MEL, "world_n": 4000, "world_seed": 1031, "epochs": 16},
+        config=AudioCNNConfig().to_dict(),
         description="log-mel CNN on 1 s scene sounds: class + main-object attributes",
         seconds=150.0),
     "audio_cnn_speech": CheckpointSpec(
         name="audio_cnn_speech", build=build_speech, train=_train_speech,
-        config={**_COMMON, **SPEECH_MEL, "world_n": 600, "world_seed": 1032, "epochs": 14},
+        config=AudioCNNConfig(**SPEECH_MEL, world_n=600, world_seed=1032, epochs=14).to_dict(),
         description="log-mel CNN on spoken captions: what they say about the main object",
         seconds=240.0),
 }

@@ -5,7 +5,8 @@
 are trained with a contrastive objective (:func:`info_nce`): two captions of the same image
 should be each other's nearest neighbour within a batch.
 
-The trained models are the checkpoints ``gru_text`` and ``lstm_text`` (:data:`CHECKPOINTS`,
+Their config is :class:`SentenceEncoderConfig`. The trained models are the checkpoints
+``gru_text`` and ``lstm_text`` (:data:`CHECKPOINTS`,
 ``mmkit.checkpoints.load(NAME)``), trained on captions of fresh worlds (seeds 1201-1302),
 never on the seed-0 evaluation world. Their vocabulary is the world's closed vocabulary
 (:meth:`WordTokenizer.world`), so a checkpoint and its vocabulary cannot drift apart; words
@@ -14,7 +15,9 @@ outside it map to ``[UNK]``. The pretrained MiniLM sentence encoder is in
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,12 +25,14 @@ from torch import nn
 
 from mmkit._setup import pick_device
 from mmkit.checkpoints import CheckpointSpec, Trained
+from mmkit.configs import Checks, DictConfig, TrainWorld, check_rate
 from mmkit.data import World
 from mmkit.errors import InputError
 from mmkit.features._training import WORLD_VOCAB_SIZE, check_vocab
 from mmkit.features.text import (WordTokenizer, cosine_scores, text_retrieval_metrics,
                                  text_text_ground_truth)
 from mmkit.training import LossLog, progress_bar, seeded, torch_threads
+from mmkit.validate import integer, number, positive_int
 
 
 class RecurrentTextEncoder(nn.Module):
@@ -107,6 +112,55 @@ class LSTMTextEncoder(RecurrentTextEncoder):
     cell = "lstm"
 
 
+@dataclass(frozen=True)
+class SentenceEncoderConfig(DictConfig):
+    """A recurrent sentence encoder and its contrastive training (the defaults: the
+    checkpoint ``gru_text``'s values; ``lstm_text`` differs in its worlds).
+    ``from_dict(manifest["config"]).to_dict() == manifest["config"]``. Bad values raise ONE
+    line listing every problem."""
+
+    #: the world's vocabulary size (checked against the tokenizer when training)
+    vocab_size: int = WORLD_VOCAB_SIZE
+    #: word embedding size, recurrent width, output size
+    embed_dim: int = 64
+    hidden: int = 128
+    out_dim: int = 128
+    bidirectional: bool = True
+    #: training steps of ``batch_size`` images (two captions of each)
+    steps: int = 600
+    batch_size: int = 256
+    lr: float = 2e-3
+    #: InfoNCE's temperature
+    temperature: float = 0.1
+    seed: int = 0
+    #: the captions trained on and the held-out captions (fresh scenes, other seeds)
+    world: TrainWorld = TrainWorld(n=4000, seed=1201)
+    val_world: TrainWorld = TrainWorld(n=500, seed=1202)
+
+    def __post_init__(self) -> None:
+        checks = Checks("SentenceEncoderConfig")
+        for name in ("vocab_size", "embed_dim", "hidden", "out_dim", "steps", "batch_size"):
+            checks(positive_int, getattr(self, name), name)
+        checks.flag(self.bidirectional, "bidirectional")
+        check_rate(checks, self.lr, "lr")
+        checks(number, self.temperature, "temperature", low=0, low_open=True)
+        checks(integer, self.seed, "seed", low=0)
+        object.__setattr__(self, "world", TrainWorld.coerce(self.world, checks, "world"))
+        object.__setattr__(self, "val_world",
+                           TrainWorld.coerce(self.val_world, checks, "val_world"))
+        if isinstance(self.world, TrainWorld) and isinstance(self.batch_size, int) \
+                and self.batch_size > self.world.n:
+            checks.add(f"batch_size {self.batch_size} exceeds the training world's "
+                       f"{self.world.n} images")
+        checks.done()
+
+
+def sentence_config(config: SentenceEncoderConfig | Mapping[str, Any]) -> SentenceEncoderConfig:
+    """``config`` as a :class:`SentenceEncoderConfig` (a checkpoint's config dict, or one
+    already)."""
+    return SentenceEncoderConfig.from_dict(config)
+
+
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
     """Symmetric InfoNCE of paired rows a [B, D], b [B, D] (row i of a belongs with row i of
     b; every other row of the batch is a negative), on L2-normalised vectors."""
@@ -118,9 +172,9 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tens
 
 
 def _build_recurrent(cls: type[RecurrentTextEncoder]):
-    def build(config: dict) -> RecurrentTextEncoder:
-        model = cls(config["vocab_size"], config["embed_dim"], config["hidden"],
-                    config["out_dim"], config["bidirectional"])
+    def build(config: SentenceEncoderConfig | Mapping[str, Any]) -> RecurrentTextEncoder:
+        cfg = sentence_config(config)
+        model = cls(cfg.vocab_size, cfg.embed_dim, cfg.hidden, cfg.out_dim, cfg.bidirectional)
         model.tokenizer = WordTokenizer.world()
         return model
     return build
@@ -136,33 +190,34 @@ def same_image_map(model: RecurrentTextEncoder, world: World) -> dict[str, float
 
 
 def _train_recurrent(cls: type[RecurrentTextEncoder]):
-    def train(config: dict, progress: bool) -> Trained:
+    def train(config: SentenceEncoderConfig | Mapping[str, Any], progress: bool) -> Trained:
+        cfg = sentence_config(config)
         with torch_threads(1):   # small models: one thread is faster on busy cores
-            return fit(config, progress)
+            return fit(cfg, progress)
 
-    def fit(config: dict, progress: bool) -> Trained:
-        tok = check_vocab(config)
+    def fit(cfg: SentenceEncoderConfig, progress: bool) -> Trained:
+        tok = check_vocab(cfg.to_dict())
         device = pick_device()
-        rng = seeded(config["seed"])
-        world = World(**config["world"])
-        val_world = World(**config["val_world"])
+        rng = seeded(cfg.seed)
+        world = World(**cfg.world.to_dict())
+        val_world = World(**cfg.val_world.to_dict())
         enc = tok.encode(world.captions)
         per = world.config.captions_per_image
-        model = _build_recurrent(cls)(config).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
+        model = _build_recurrent(cls)(cfg).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         before = same_image_map(model.cpu(), val_world)
         model.to(device).train()
         log = LossLog()
-        for _step in progress_bar(range(config["steps"]), progress=progress,
+        for _step in progress_bar(range(cfg.steps), progress=progress,
                                   desc=f"{cls.cell} steps"):
-            images = rng.choice(world.config.n, config["batch_size"], replace=False)
+            images = rng.choice(world.config.n, cfg.batch_size, replace=False)
             pick = np.stack([rng.choice(per, 2, replace=False) for _ in images])
             ja, jb = images * per + pick[:, 0], images * per + pick[:, 1]
             width_a = max(1, int(enc.lengths[ja].max()))
             width_b = max(1, int(enc.lengths[jb].max()))
             za = model(enc.ids[ja, :width_a].to(device), enc.lengths[ja])
             zb = model(enc.ids[jb, :width_b].to(device), enc.lengths[jb])
-            loss = info_nce(za, zb, config["temperature"])
+            loss = info_nce(za, zb, cfg.temperature)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -173,32 +228,27 @@ def _train_recurrent(cls: type[RecurrentTextEncoder]):
             **log.metrics("train_loss_first_20_steps", "train_loss_last_20_steps", 20),
             "val_map_before": round(before["mAP"], 4), "val_map": round(after["mAP"], 4),
             "val_ndcg10": round(after["NDCG@10"], 4)},
-            data={"world": config["world"], "val_world": config["val_world"],
-                  "steps": config["steps"], "batch_size": config["batch_size"],
+            data={"world": cfg.world.to_dict(), "val_world": cfg.val_world.to_dict(),
+                  "steps": cfg.steps, "batch_size": cfg.batch_size,
                   "objective": "InfoNCE between two captions of the same image",
                   "vocabulary": "world (mmkit.data.vocab)"})
     return train
 
 
 
-_RNN_CONFIG = {"vocab_size": WORLD_VOCAB_SIZE, "embed_dim": 64, "hidden": 128, "out_dim": 128,
-               "bidirectional": True, "steps": 600, "batch_size": 256, "lr": 2e-3,
-               "temperature": 0.1, "seed": 0}
-
 CHECKPOINTS: dict[str, CheckpointSpec] = {
     "gru_text": CheckpointSpec(
         name="gru_text", build=_build_recurrent(GRUTextEncoder),
         train=_train_recurrent(GRUTextEncoder), seconds=120,
-        config={**_RNN_CONFIG, "world": {"n": 4000, "seed": 1201},
-                "val_world": {"n": 500, "seed": 1202}},
+        config=SentenceEncoderConfig().to_dict(),
         description="biGRU sentence encoder (128-d), contrastive on captions of one image"),
     "lstm_text": CheckpointSpec(
         name="lstm_text", build=_build_recurrent(LSTMTextEncoder),
         train=_train_recurrent(LSTMTextEncoder), seconds=150,
-        config={**_RNN_CONFIG, "world": {"n": 4000, "seed": 1301},
-                "val_world": {"n": 500, "seed": 1302}},
+        config=SentenceEncoderConfig(world=TrainWorld(n=4000, seed=1301),
+                                     val_world=TrainWorld(n=500, seed=1302)).to_dict(),
         description="biLSTM sentence encoder (128-d), contrastive on captions of one image"),
 }
 
-__all__ = ["RecurrentTextEncoder", "GRUTextEncoder", "LSTMTextEncoder", "info_nce",
-           "same_image_map", "CHECKPOINTS"]
+__all__ = ["SentenceEncoderConfig", "sentence_config", "RecurrentTextEncoder", "GRUTextEncoder",
+           "LSTMTextEncoder", "info_nce", "same_image_map", "CHECKPOINTS"]

@@ -11,7 +11,8 @@ Parts:
   drawing;
 - encoders: :class:`SmallCNN` (three conv stages + the three attention modules),
   :class:`NarrowResNet18` (torchvision's ResNet-18 layout and blocks at a reduced width);
-- training: :func:`train_classifier` (64 world classes, flips and shifts by :func:`augment`);
+- training: :func:`train_classifier` (64 world classes, flips and shifts by :func:`augment`),
+  configured by :class:`VisualCNNConfig`;
 - :data:`CHECKPOINTS`: the two trained models, ``visual_small_cnn`` and
   ``visual_resnet18_w16``, trained on fresh scenes (seeds 1001 / 1002), never on the seed-0
   world that the notebooks evaluate on.
@@ -25,6 +26,9 @@ ImageNet EfficientNet-Lite0, :class:`PretrainedEncoder`) and :mod:`mmkit.feature
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +37,7 @@ from torch import nn
 
 from mmkit._setup import pick_device
 from mmkit.checkpoints import CheckpointSpec, Trained
+from mmkit.configs import Checks, DictConfig, check_rate, check_train_seed, counts
 from mmkit.data import World
 from mmkit.errors import InputError
 from mmkit.features.explain import (cosine_target, grad_cam, input_gradients,  # re-export
@@ -46,6 +51,7 @@ from mmkit.features.pretrained import (CATS, ESPRESSO, IMAGENET_CLASSES,  # re-e
                                        efficientnet_pytorch_to_timm, imagenet_label)
 from mmkit.metrics import average_precision
 from mmkit.training import LossLog, progress_bar
+from mmkit.validate import integer, number, positive_int
 
 
 # ----------------------------------------------------------------------------- attention
@@ -244,6 +250,83 @@ def _narrow_resnet18(width: int, n_classes: int) -> nn.Module:
 
 
 
+# ----------------------------------------------------------------------------- config
+#: the fields of :class:`VisualCNNConfig` that only the :class:`SmallCNN` has
+SMALL_CNN_FIELDS: tuple[str, ...] = ("embed_dim", "se", "cbam", "vit", "heads")
+
+
+@dataclass(frozen=True)
+class VisualCNNConfig(DictConfig):
+    """Architecture and training of a visual classifier (:func:`train_classifier`; the
+    checkpoints ``visual_small_cnn`` and ``visual_resnet18_w16``).
+
+    The :class:`SmallCNN`'s own fields (:data:`SMALL_CNN_FIELDS`) are None for the
+    :class:`NarrowResNet18`, which has none of them, and are then left out of
+    :meth:`to_dict`; ``from_dict(manifest["config"]).to_dict() == manifest["config"]`` for
+    both committed checkpoints. Bad values raise ONE line listing every problem.
+    """
+
+    #: channels of the first stage (SmallCNN: 4 x width at the attention blocks; ResNet:
+    #: 8 x width features)
+    width: int = 24
+    #: SmallCNN only: the embedding size, its attention blocks and the ViT block's heads
+    embed_dim: int | None = None
+    se: bool | None = None
+    cbam: bool | None = None
+    vit: bool | None = None
+    heads: int | None = None
+    #: training scenes ``World(n=n_train, seed=world_seed)``; held out
+    #: ``World(n=n_val, seed=world_seed + 500)`` (never the evaluation world's seed)
+    n_train: int = 4000
+    n_val: int = 600
+    world_seed: int = 1001
+    epochs: int = 8
+    #: AdamW's peak learning rate (one-cycle schedule) and weight decay
+    lr: float = 3e-3
+    batch_size: int = 128
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    #: the seed of the batch order and the augmentation
+    seed: int = 0
+
+    OPTIONAL = SMALL_CNN_FIELDS
+
+    def __post_init__(self) -> None:
+        checks = Checks("VisualCNNConfig")
+        for name in ("width", "n_train", "n_val", "epochs", "batch_size"):
+            checks(positive_int, getattr(self, name), name)
+        given = [n for n in SMALL_CNN_FIELDS if getattr(self, n) is not None]
+        if given and len(given) < len(SMALL_CNN_FIELDS):
+            missing = [n for n in SMALL_CNN_FIELDS if n not in given]
+            checks.add(f"the SmallCNN's fields come together: {', '.join(given)} given but "
+                       f"not {', '.join(missing)}")
+        checks.optional(positive_int, self.embed_dim, "embed_dim")
+        for name in ("se", "cbam", "vit"):
+            if getattr(self, name) is not None:
+                checks.flag(getattr(self, name), name)
+        checks.optional(positive_int, self.heads, "heads")
+        if self.vit and self.heads is not None and counts(self, "width", "heads") \
+                and (4 * self.width) % self.heads:
+            checks.add(f"heads {self.heads} must divide the ViT block's width 4 x width = "
+                       f"{4 * self.width}")
+        check_train_seed(checks, self.world_seed, "world_seed")
+        check_rate(checks, self.lr, "lr")
+        checks(number, self.weight_decay, "weight_decay", low=0)
+        checks(number, self.label_smoothing, "label_smoothing", low=0, high=1, high_open=True)
+        checks(integer, self.seed, "seed", low=0)
+        checks.done()
+
+    @property
+    def is_small_cnn(self) -> bool:
+        """True when the :class:`SmallCNN`'s fields are given."""
+        return self.embed_dim is not None
+
+
+def visual_config(config: VisualCNNConfig | Mapping[str, Any]) -> VisualCNNConfig:
+    """``config`` as a :class:`VisualCNNConfig` (a checkpoint's config dict, or one already)."""
+    return VisualCNNConfig.from_dict(config)
+
+
 # ----------------------------------------------------------------------------- training
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Random horizontal flips and shifts of up to 4 px (the world's classes do not depend on
@@ -265,26 +348,28 @@ def _heldout_map(feats: np.ndarray, labels: np.ndarray) -> float:
     return float(average_precision(scores, rel).mean())
 
 
-def train_classifier(model: ImageEncoder, config: dict, progress: bool = True) -> Trained:
+def train_classifier(model: ImageEncoder, config: VisualCNNConfig | Mapping[str, Any],
+                     progress: bool = True) -> Trained:
     """Train ``model`` (with a ``classify`` head) to tell the world's 64 classes apart.
 
-    Training scenes: ``World(n=config["n_train"], seed=config["world_seed"])``, all splits
-    (fresh scenes, never the seed-0 world the notebooks evaluate on); held out:
-    ``World(n=config["n_val"], seed=config["world_seed"] + 500)``. AdamW with a one-cycle
-    schedule, flips and shifts. Metrics: held-out accuracy and image -> image mAP, and the
-    mean training loss of the first and last epoch.
+    ``config``: a :class:`VisualCNNConfig` or its dict. Training scenes:
+    ``World(n=n_train, seed=world_seed)``, all splits (fresh scenes, never the seed-0 world
+    the notebooks evaluate on); held out: ``World(n=n_val, seed=world_seed + 500)``. AdamW
+    with a one-cycle schedule, flips and shifts. Metrics: held-out accuracy and image ->
+    image mAP, and the mean training loss of the first and last epoch.
     """
+    cfg = visual_config(config)
     device = pick_device()
-    gen = torch.Generator().manual_seed(int(config.get("seed", 0)))
-    world = World(n=config["n_train"], seed=config["world_seed"], progress=False)
-    held = World(n=config["n_val"], seed=config["world_seed"] + 500, progress=False)
+    gen = torch.Generator().manual_seed(int(cfg.seed))
+    world = World(n=cfg.n_train, seed=cfg.world_seed, progress=False)
+    held = World(n=cfg.n_val, seed=cfg.world_seed + 500, progress=False)
     x_all = model.preprocess(world.images, "cpu")
     y_all = torch.from_numpy(world.labels.astype(np.int64))
     model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
-    bs, epochs = config["batch_size"], config["epochs"]
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    bs, epochs = cfg.batch_size, cfg.epochs
     steps = epochs * math.ceil(len(x_all) / bs)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config["lr"], total_steps=steps,
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps,
                                                 pct_start=0.2)
     bar = progress_bar(total=steps, desc=f"training {type(model).__name__}", progress=progress)
     log = LossLog(bar)
@@ -295,7 +380,7 @@ def train_classifier(model: ImageEncoder, config: dict, progress: bool = True) -
             idx = order[start:start + bs]
             xb = augment(x_all[idx], gen).to(device)
             loss = F.cross_entropy(model.classify(xb), y_all[idx].to(device),
-                                   label_smoothing=config.get("label_smoothing", 0.0))
+                                   label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -314,50 +399,56 @@ def train_classifier(model: ImageEncoder, config: dict, progress: bool = True) -
                                    "heldout_image_map": round(_heldout_map(feats, held.labels), 4),
                                    "loss_first_epoch": round(log.epochs[0], 4),
                                    "loss_last_epoch": round(log.epochs[-1], 4)},
-                   data={"world": {"n": config["n_train"], "seed": config["world_seed"]},
-                         "heldout_world": {"n": config["n_val"], "seed": config["world_seed"] + 500},
+                   data={"world": {"n": cfg.n_train, "seed": cfg.world_seed},
+                         "heldout_world": {"n": cfg.n_val, "seed": cfg.world_seed + 500},
                          "epochs": epochs, "steps": steps, "device": str(device)})
 
 
-def _build_small(config: dict) -> SmallCNN:
-    return SmallCNN(width=config["width"], embed_dim=config["embed_dim"], se=config["se"],
-                    cbam=config["cbam"], vit=config["vit"], heads=config["heads"])
+def _build_small(config: VisualCNNConfig | Mapping[str, Any]) -> SmallCNN:
+    cfg = visual_config(config)
+    if not cfg.is_small_cnn:
+        raise InputError(f"a SmallCNN needs {', '.join(SMALL_CNN_FIELDS)} in its config")
+    return SmallCNN(width=cfg.width, embed_dim=cfg.embed_dim, se=cfg.se, cbam=cfg.cbam,
+                    vit=cfg.vit, heads=cfg.heads)
 
 
-def _build_resnet(config: dict) -> NarrowResNet18:
-    return NarrowResNet18(width=config["width"])
+def _build_resnet(config: VisualCNNConfig | Mapping[str, Any]) -> NarrowResNet18:
+    cfg = visual_config(config)
+    if cfg.is_small_cnn:
+        raise InputError(f"a NarrowResNet18 has no {', '.join(SMALL_CNN_FIELDS)}: leave them "
+                         f"out of its config")
+    return NarrowResNet18(width=cfg.width)
 
 
-def _train_small(config: dict, progress: bool) -> Trained:
-    return train_classifier(_build_small(config), config, progress)
+def _train_small(config: VisualCNNConfig | Mapping[str, Any], progress: bool) -> Trained:
+    cfg = visual_config(config)
+    return train_classifier(_build_small(cfg), cfg, progress)
 
 
-def _train_resnet(config: dict, progress: bool) -> Trained:
-    return train_classifier(_build_resnet(config), config, progress)
+def _train_resnet(config: VisualCNNConfig | Mapping[str, Any], progress: bool) -> Trained:
+    cfg = visual_config(config)
+    return train_classifier(_build_resnet(cfg), cfg, progress)
 
-
-_TRAINING = {"batch_size": 128, "weight_decay": 0.05, "label_smoothing": 0.1, "seed": 0}
 
 #: the trained visual models (``mmkit.checkpoints.load(NAME)``)
 CHECKPOINTS: dict[str, CheckpointSpec] = {
     "visual_small_cnn": CheckpointSpec(
         name="visual_small_cnn", build=_build_small, train=_train_small,
-        config={"width": 24, "embed_dim": 128, "se": True, "cbam": True, "vit": True,
-                "heads": 4, "n_train": 4000, "n_val": 600, "world_seed": 1001, "epochs": 8,
-                "lr": 3e-3, **_TRAINING},
+        config=VisualCNNConfig(embed_dim=128, se=True, cbam=True, vit=True,
+                               heads=4).to_dict(),
         description="small CNN + SE + CBAM + ViT block, 64 world classes (64 px)",
         seconds=300, threads=1),
     "visual_resnet18_w16": CheckpointSpec(
         name="visual_resnet18_w16", build=_build_resnet, train=_train_resnet,
-        config={"width": 16, "n_train": 6000, "n_val": 600, "world_seed": 1002, "epochs": 10,
-                "lr": 3e-3, **_TRAINING},
+        config=VisualCNNConfig(width=16, n_train=6000, world_seed=1002, epochs=10).to_dict(),
         description="torchvision ResNet-18 layout at width 16 (0.7 M parameters), from scratch",
         seconds=200, threads=1),
 }
 
 
 __all__ = ["SqueezeExcite", "CBAM", "ViTBlock", "SmallCNN", "NarrowResNet18", "augment",
-           "train_classifier", "CHECKPOINTS",
+           "train_classifier", "VisualCNNConfig", "visual_config", "SMALL_CNN_FIELDS",
+           "CHECKPOINTS",
            # re-exported from image_encoder, pretrained and explain (the old import path)
            "IMAGENET_MEAN", "IMAGENET_STD", "ImageEncoder", "images_to_tensor",
            "imagenet_tensor", "embed_images", "IMAGENET_CLASSES", "CATS", "ESPRESSO", "MISSILE",

@@ -5,14 +5,18 @@
 - :func:`nearest_words`, :func:`synonym_groups`, :func:`synonym_neighbour_rate` (do the
   world's synonyms cluster?), :func:`mean_word_vectors` (a sentence as its mean word vector).
 
-The trained model is the checkpoint ``word2vec_world`` (:data:`CHECKPOINTS`,
+Its config is :class:`Word2VecConfig`. The trained model is the checkpoint ``word2vec_world``
+(:data:`CHECKPOINTS`,
 ``mmkit.checkpoints.load("word2vec_world")``), trained on captions of fresh worlds (seeds
 1101-1102), never on the seed-0 evaluation world. Its vocabulary is the world's closed
 vocabulary (:meth:`WordTokenizer.world`); words outside it map to ``[UNK]``.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from math import comb
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,12 +24,56 @@ from torch import nn
 
 from mmkit._setup import pick_device
 from mmkit.checkpoints import CheckpointSpec, Trained
+from mmkit.configs import Checks, DictConfig, TrainWorld, check_rate
 from mmkit.data import World
 from mmkit.data import vocab as V
 from mmkit.errors import InputError
 from mmkit.features._training import WORLD_VOCAB_SIZE, check_vocab
 from mmkit.features.text import EncodedTexts, WordTokenizer
 from mmkit.training import LossLog, progress_bar, seeded, torch_threads
+from mmkit.validate import integer, number, positive_int
+
+
+@dataclass(frozen=True)
+class Word2VecConfig(DictConfig):
+    """The skip-gram model and its training (the checkpoint ``word2vec_world``'s values are
+    the defaults); ``from_dict(manifest["config"]).to_dict() == manifest["config"]``. Bad
+    values raise ONE line listing every problem."""
+
+    #: the world's vocabulary size (checked against the tokenizer when training)
+    vocab_size: int = WORLD_VOCAB_SIZE
+    #: the word vectors' size
+    dim: int = 64
+    #: context words on each side of the centre word
+    window: int = 3
+    #: negatives per (centre, context) pair
+    negatives: int = 5
+    #: word2vec's subsampling threshold t (keep a word of frequency f with sqrt(t / f))
+    subsample: float = 1e-3
+    epochs: int = 4
+    batch_size: int = 2048
+    lr: float = 0.01
+    seed: int = 0
+    #: the captions trained on and the held-out captions (fresh scenes, other seeds)
+    world: TrainWorld = TrainWorld(n=4000, seed=1101)
+    val_world: TrainWorld = TrainWorld(n=500, seed=1102)
+
+    def __post_init__(self) -> None:
+        checks = Checks("Word2VecConfig")
+        for name in ("vocab_size", "dim", "window", "negatives", "epochs", "batch_size"):
+            checks(positive_int, getattr(self, name), name)
+        checks(number, self.subsample, "subsample", low=0, low_open=True)
+        check_rate(checks, self.lr, "lr")
+        checks(integer, self.seed, "seed", low=0)
+        object.__setattr__(self, "world", TrainWorld.coerce(self.world, checks, "world"))
+        object.__setattr__(self, "val_world",
+                           TrainWorld.coerce(self.val_world, checks, "val_world"))
+        checks.done()
+
+
+def word2vec_config(config: Word2VecConfig | Mapping[str, Any]) -> Word2VecConfig:
+    """``config`` as a :class:`Word2VecConfig` (a checkpoint's config dict, or one already)."""
+    return Word2VecConfig.from_dict(config)
 
 
 class SkipGram(nn.Module):
@@ -103,34 +151,37 @@ def _captions(world_cfg: dict) -> list[str]:
     return World(**world_cfg).captions
 
 
-def _build_word2vec(config: dict) -> SkipGram:
-    return SkipGram(config["vocab_size"], config["dim"])
+def _build_word2vec(config: Word2VecConfig | Mapping[str, Any]) -> SkipGram:
+    cfg = word2vec_config(config)
+    return SkipGram(cfg.vocab_size, cfg.dim)
 
 
-def _train_word2vec(config: dict, progress: bool) -> Trained:
+def _train_word2vec(config: Word2VecConfig | Mapping[str, Any], progress: bool) -> Trained:
+    cfg = word2vec_config(config)
     with torch_threads(1):   # small models: one thread is faster on busy cores
-        return _fit_word2vec(config, progress)
+        return _fit_word2vec(cfg, progress)
 
 
-def _fit_word2vec(config: dict, progress: bool) -> Trained:
-    tok = check_vocab(config)
+def _fit_word2vec(cfg: Word2VecConfig, progress: bool) -> Trained:
+    tok = check_vocab(cfg.to_dict())
     device = pick_device()
-    rng = seeded(config["seed"])
-    train = tok.encode(_captions(config["world"]))
-    val = tok.encode(_captions(config["val_world"]))
+    rng = seeded(cfg.seed)
+    world, val_world = cfg.world.to_dict(), cfg.val_world.to_dict()
+    train = tok.encode(_captions(world))
+    val = tok.encode(_captions(val_world))
     table = torch.tensor(negative_table(train, tok.vocab_size), dtype=torch.float32)
-    model = SkipGram(tok.vocab_size, config["dim"]).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    k, bs = config["negatives"], config["batch_size"]
+    model = SkipGram(tok.vocab_size, cfg.dim).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    k, bs = cfg.negatives, cfg.batch_size
 
-    val_pairs = torch.from_numpy(skipgram_pairs(val, config["window"]))
-    g = torch.Generator().manual_seed(config["seed"] + 1)
+    val_pairs = torch.from_numpy(skipgram_pairs(val, cfg.window))
+    g = torch.Generator().manual_seed(cfg.seed + 1)
     val_neg = torch.multinomial(table, len(val_pairs) * k, replacement=True,
                                 generator=g).view(-1, k)
     first = heldout_loss(model, val_pairs, val_neg)
     log = LossLog()
-    for _epoch in progress_bar(range(config["epochs"]), progress=progress, desc="word2vec epochs"):
-        pairs = skipgram_pairs(_subsample(train, config["subsample"], rng), config["window"])
+    for _epoch in progress_bar(range(cfg.epochs), progress=progress, desc="word2vec epochs"):
+        pairs = skipgram_pairs(_subsample(train, cfg.subsample, rng), cfg.window)
         pairs = torch.from_numpy(pairs[rng.permutation(len(pairs))])
         for s in range(0, len(pairs), bs):
             batch = pairs[s:s + bs]
@@ -147,8 +198,8 @@ def _fit_word2vec(config: dict, progress: bool) -> Trained:
         "val_loss": round(heldout_loss(model, val_pairs, val_neg), 4),
         **log.metrics("train_loss_first_100_steps", "train_loss_last_100_steps", 100),
         "synonym_nn_rate": round(rate, 4), "synonym_nn_chance": round(chance, 4)},
-        data={"world": config["world"], "val_world": config["val_world"],
-              "epochs": config["epochs"], "steps": len(log),
+        data={"world": world, "val_world": val_world,
+              "epochs": cfg.epochs, "steps": len(log),
               "captions": train.report.n, "vocabulary": "world (mmkit.data.vocab)"})
 
 
@@ -234,16 +285,13 @@ def mean_word_vectors(vectors: np.ndarray, encoded: EncodedTexts) -> np.ndarray:
 
 
 
-_W2V_CONFIG = {"vocab_size": WORLD_VOCAB_SIZE, "dim": 64, "window": 3, "negatives": 5,
-               "subsample": 1e-3, "epochs": 4, "batch_size": 2048, "lr": 0.01, "seed": 0,
-               "world": {"n": 4000, "seed": 1101}, "val_world": {"n": 500, "seed": 1102}}
-
 CHECKPOINTS: dict[str, CheckpointSpec] = {
     "word2vec_world": CheckpointSpec(
         name="word2vec_world", build=_build_word2vec, train=_train_word2vec,
-        config=_W2V_CONFIG, seconds=20,
+        config=Word2VecConfig().to_dict(), seconds=20,
         description="skip-gram word vectors (64-d, negative sampling) on world captions"),
 }
 
-__all__ = ["SkipGram", "skipgram_pairs", "negative_table", "heldout_loss", "nearest_words",
-           "synonym_groups", "synonym_neighbour_rate", "mean_word_vectors", "CHECKPOINTS"]
+__all__ = ["Word2VecConfig", "word2vec_config", "SkipGram", "skipgram_pairs", "negative_table",
+           "heldout_loss", "nearest_words", "synonym_groups", "synonym_neighbour_rate",
+           "mean_word_vectors", "CHECKPOINTS"]

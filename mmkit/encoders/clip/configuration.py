@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmkit.encoders.clip.tokenization import MIN_VOCAB, SPECIALS
-from mmkit.encoders.config import Checks, DictConfig, check_rate, counts
+from mmkit.configs import Checks, DictConfig, check_rate, counts
 from mmkit.errors import InputError
 from mmkit.scoring import EVAL_WORLD
 from mmkit.validate import integer, is_integer, number, positive_int
