@@ -1,4 +1,5 @@
-"""The ``mmkit`` command: ``demo``, ``world``, ``train``, ``index build``, ``search`` and ``eval``.
+"""The ``mmkit`` command: ``demo``, ``world``, ``train``, ``index build|update``, ``search``,
+``duplicates`` and ``eval``.
 
 Errors in what the user typed or supplied end in one line on stderr and exit status 2.
 """
@@ -25,12 +26,12 @@ from mmkit.scoring import EVAL_WORLD
 def _cmd_demo(args: argparse.Namespace) -> int:
     if args.dataset != "world" or args.root is not None:
         return _cmd_demo_dataset(args)
-    if args.model is not None or args.split != "test":
-        raise MMKitError("--model and --split apply to a dataset read from disk "
-                         "(--dataset NAME --root DIR); the generated world is evaluated on "
-                         "its test split")
+    if args.split != "test":
+        raise MMKitError("--split applies to a dataset read from disk (--dataset NAME --root "
+                         "DIR); the generated world is evaluated on its test split")
     report = run_demo(n=args.n, seed=args.seed, method=args.method, out=args.out,
-                      progress=not args.json and not args.quiet, retrain=args.retrain)
+                      progress=not args.json and not args.quiet, retrain=args.retrain,
+                      model=args.model)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -132,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--split", default="test",
                       help="split to evaluate on (datasets read from --root)")
     demo.add_argument("--model", default=None,
-                      help="--method clip: a local CLIP folder or hub name")
+                      help="--method clip: a local CLIP folder (or the name of a model "
+                           "already in the Hugging Face cache)")
     demo.add_argument("--out", default="out/demo",
                       help="folder for the gallery figure and the score matrices")
     demo.add_argument("--retrain", action="store_true",
@@ -167,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_cmd_train)
 
-    scale_commands = add_scale_parsers(sub)   # "index" (build) and "search"
+    scale_commands = add_scale_parsers(sub)   # "index" (build, update), "search", "duplicates"
 
     ev = sub.add_parser("eval", help="trec_eval-style evaluation of a run file", add_help=False)
     ev.set_defaults(func=None)

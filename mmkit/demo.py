@@ -104,14 +104,15 @@ def check_demo_world(world: World) -> None:
 
 
 def run_demo(n: int = DEMO_N, seed: int = EVAL_WORLD["seed"], method: str = DEFAULT_METHOD,
-             out: str | Path = "out/demo", progress: bool = True, retrain: bool = False) -> dict:
+             out: str | Path = "out/demo", progress: bool = True, retrain: bool = False,
+             model: str | Path | None = None) -> dict:
     """Run the demo.
 
     Returns ``{"method", "world", "directions", "results", "oracle", "ceiling", "figure",
     "scores", "seconds"}``; ``results``, ``oracle`` and ``ceiling`` are
     ``{direction: {metric: value}}`` (the ceiling: :func:`~mmkit.scoring.ceiling_results`).
     ``retrain`` (learned methods only) trains the models afresh instead of loading the
-    committed checkpoints. Bad input (``n`` too small, an ``out`` that cannot be written,
+    committed checkpoints; ``model`` is the local CLIP folder of ``method="clip"``. Bad input (``n`` too small, an ``out`` that cannot be written,
     ``retrain`` for a method that trains nothing) raises :class:`~mmkit.errors.InputError`
     before any work is done.
     """
@@ -121,10 +122,16 @@ def run_demo(n: int = DEMO_N, seed: int = EVAL_WORLD["seed"], method: str = DEFA
     if retrain and method != "joint":
         raise InputError(f"--retrain applies to the learned method (joint); {method!r} loads no "
                          "checkpoint")
+    if model is not None and method != "clip":
+        raise InputError(f"--model is for --method clip (a local CLIP folder); {method!r} "
+                         "loads its own weights")
+    kwargs: dict = {"retrain": True} if retrain else {}
+    if model is not None:
+        kwargs["model"] = str(model)
     out = check_writable_dir(out)
     world = World(WorldConfig(n=n, seed=seed), progress=progress)
     check_demo_world(world)
-    model = get_method(method, progress=progress, **({"retrain": True} if retrain else {}))
+    model = get_method(method, progress=progress, **kwargs)
     stages = iter(["render images and sounds", f"fit {method}", "evaluate",
                    "oracle and ceiling", "gallery figure"])
     bar = tqdm(total=5, desc="demo", disable=not progress,

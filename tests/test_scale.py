@@ -229,8 +229,12 @@ def test_local_build_reports_bad_files_and_searches(folder, method, tmp_path):
         a.check_method("baseline", {"pretrained": True})
     with pytest.raises(InputError, match="dimension 48"):
         a.search_vectors("text", np.ones((1, 7), np.float32))
-    with pytest.raises(InputError, match="already holds a finished index"):
-        build_folder_index(folder / "images", tmp_path / "idx", method=(method, FIT))
+    # building into it again is an update that embeds nothing
+    again = build_folder_index(folder / "images", tmp_path / "idx", method=(method, FIT),
+                               kind="exact", shards=3, partition_size=40, progress=False,
+                               quiet=True)
+    assert again["update"] == {"embedded": 0, "reused": 151, "new_paths": 0,
+                               "dropped_paths": 0}
 
 
 @pytest.mark.slow
@@ -245,10 +249,9 @@ def test_local_and_ray_engines_agree(folder, method, tmp_path, ray_cluster):
         assert ray_["engine"] == "ray" and ray_["n_indexed"] == loc["n_indexed"] == 151
         a, b = FolderIndex.open(tmp_path / f"loc-{kind}"), FolderIndex.open(tmp_path / f"ray-{kind}")
         for space in ("text", "audio"):
-            pa = np.load(tmp_path / f"loc-{kind}" / "parts" / "part-00001.npz")[f"emb_{space}"]
-            pb = np.load(tmp_path / f"ray-{kind}" / "parts" / "part-00001.npz")[f"emb_{space}"]
+            pa, pb = a.stored_vectors(space)[0], b.stored_vectors(space)[0]
             assert np.array_equal(pa, pb)
-            q = pa[:25]
+            q = pa[40:65]
             assert torch.equal(a.search_vectors(space, q, 10).ids,
                                b.search_vectors(space, q, 10).ids)
         assert loc["spaces"]["text"]["search_params"] == ray_["spaces"]["text"]["search_params"]
@@ -281,7 +284,7 @@ def test_killed_build_resumes_from_finished_partitions(folder, method, tmp_path)
         seen += line.startswith("part")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    parts = sorted((out / "parts").glob("part-*.npz"))
+    parts = sorted((out / "store").glob("*.npz"))
     assert 3 <= len(parts) < 16 and not (out / "manifest.json").exists()
     with pytest.raises(InputError, match="unfinished build"):
         FolderIndex.open(out)
@@ -289,11 +292,12 @@ def test_killed_build_resumes_from_finished_partitions(folder, method, tmp_path)
     done = []
     man = build_folder_index(folder / "images", out, method=(method, FIT), kind="exact",
                              partition_size=10, progress=False, quiet=True,
-                             on_partition=lambda s: done.append(s["part"]))
+                             on_partition=lambda s: done.append(s))
     assert man["resumed"] and man["n_indexed"] == 151
-    assert not {f"part-{k:05d}.npz" for k in done} & set(before)       # never redone
-    assert {p.name: p.stat().st_mtime_ns for p in parts} == before
-    assert len(done) + len(before) == 16
+    assert {p.name: p.stat().st_mtime_ns for p in parts} == before   # never redone
+    finished = sum(np.load(p)["sha"].shape[0] + np.load(p)["failed"].shape[0] for p in parts)
+    assert sum(s["n_ok"] + s["n_failed"] for s in done) == 154 - finished   # only the rest
+    assert man["update"]["embedded"] == 151 - sum(np.load(p)["sha"].shape[0] for p in parts)
     assert not list(out.rglob(".*.tmp"))
     fresh = build_folder_index(folder / "images", tmp_path / "fresh", method=(method, FIT),
                                kind="exact", partition_size=10, progress=False, quiet=True)
@@ -303,15 +307,20 @@ def test_killed_build_resumes_from_finished_partitions(folder, method, tmp_path)
     assert fresh["n_errors"] == man["n_errors"] == 3
 
 
-def test_resume_refuses_another_file_list(folder, method, tmp_path):
+def test_resume_refuses_another_method_or_fit(folder, method, tmp_path):
     out = tmp_path / "idx"
     out.mkdir()
-    (out / "plan.json").write_text(json.dumps({"format": "mmkit.scale.index", "version": 1,
-                                               "method": "baseline", "fit": FIT,
-                                               "spaces": ["text", "image", "audio"],
-                                               "input_size": 64, "partition_size": 256,
-                                               "files": ["a.png"]}))
-    with pytest.raises(InputError, match="another file list"):
+    plan = {"format": "mmkit.scale.index", "version": 2, "method": "baseline", "fit": FIT,
+            "spaces": ["text", "image", "audio"], "input_size": 64, "options": {},
+            "partition_size": 256, "ocr": False, "todo": []}
+    (out / "plan.json").write_text(json.dumps({**plan, "method": "joint"}))
+    with pytest.raises(InputError, match="built with another method"):
+        build_folder_index(folder / "images", out, method=(method, FIT), progress=False)
+    (out / "plan.json").write_text(json.dumps({**plan, "fit": {**FIT, "split": "val"}}))
+    with pytest.raises(InputError, match="built with another fit"):
+        build_folder_index(folder / "images", out, method=(method, FIT), progress=False)
+    (out / "plan.json").write_text(json.dumps({**plan, "version": 1}))
+    with pytest.raises(InputError, match="format version 1"):
         build_folder_index(folder / "images", out, method=(method, FIT), progress=False)
 
 

@@ -62,8 +62,9 @@ def test_index_build_and_search_json_in_process(tiny, tmp_path, monkeypatch, cap
     assert main(["search", "--index", str(tmp_path / "idx"), "--text", "a red circle",
                  "-k", "4", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert list(report) == ["query", "results"] and report["query"] == {"text": "a red circle"}
-    assert all(list(r) == ["path", "score"] for r in report["results"])
+    assert list(report) == ["query", "notes", "warnings", "total", "offset", "k", "results"]
+    assert report["query"] == [{"modality": "text", "value": "a red circle", "weight": 1.0}]
+    assert all(list(r) == ["id", "path", "score"] for r in report["results"])
     # brute force: cosine of the text embedding with every file's image embedding
     files = sorted(images.glob("*.png"))
     pixels = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
@@ -76,8 +77,17 @@ def test_index_build_and_search_json_in_process(tiny, tmp_path, monkeypatch, cap
     assert main(["search", "--index", str(tmp_path / "idx"), "--image", str(files[5]),
                  "-k", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["query"] == {"image": str(files[5])}
+    assert report["query"] == [{"modality": "image", "value": str(files[5]), "weight": 1.0}]
     assert report["results"][0]["path"] == str(files[5].resolve())
+    # the next page continues the ranking; a threshold cuts it
+    assert main(["search", "--index", str(tmp_path / "idx"), "--text", "a red circle",
+                 "-k", "2", "--offset", "2", "--json"]) == 0
+    page = json.loads(capsys.readouterr().out)
+    assert [r["path"] for r in page["results"]] == [str(files[i].resolve()) for i in best[2:4]]
+    cut = float(scores[best[1]]) - 1e-4
+    assert main(["search", "--index", str(tmp_path / "idx"), "--text", "a red circle",
+                 "--threshold", str(cut), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] == int((scores >= cut).sum())
 
 
 @pytest.mark.subprocess
@@ -115,7 +125,7 @@ def test_build_refuses_a_foreign_non_empty_out(built, tmp_path):
     before = snapshot(tmp_path)
     line = error_line(run_mmkit(tmp_path, "index", "build", "--images",
                                 str(built / "world" / "images"), "--out", "out"), "index")
-    assert "not an unfinished mmkit index build" in line
+    assert "is not an mmkit index" in line
     assert snapshot(tmp_path) == before
 
 
@@ -134,15 +144,21 @@ def test_search_refuses_query_files_that_are_not_images_or_sounds(built, tmp_pat
 
 @pytest.mark.subprocess
 def test_search_refuses_an_index_of_another_method_or_dimension(built, tmp_path):
-    # this index's baseline was fitted on a custom world: the command cannot refit it
-    line = error_line(run_mmkit(tmp_path, "search", "--index", str(built / "idx"),
-                                "--text", "a red circle"), "search")
-    assert "fitted on a custom world" in line
+    # this index's baseline was fitted on a custom world and stored with it: the command
+    # loads it (no refit); without the stored method it cannot refit it
+    proc = run_mmkit(tmp_path, "search", "--index", str(built / "idx"), "--text",
+                     "a red circle", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["results"]) == 10
     manifest = json.loads((built / "idx" / "manifest.json").read_text())
     other = tmp_path / "other"
     other.mkdir()
-    for rel in ("index",):
+    for rel in ("index", "store"):
         os.symlink(built / "idx" / rel, other / rel)
+    checks = {k: v for k, v in manifest["checksums"].items() if k != "method.npz"}
+    (other / "manifest.json").write_text(json.dumps({**manifest, "checksums": checks}))
+    line = error_line(run_mmkit(tmp_path, "search", "--index", "other", "--text", "a"), "search")
+    assert "fitted on a custom world" in line
     (other / "manifest.json").write_text(json.dumps({**manifest, "method": "no-such-method"}))
     line = error_line(run_mmkit(tmp_path, "search", "--index", "other", "--text", "a"), "search")
     assert "made by method 'no-such-method'" in line

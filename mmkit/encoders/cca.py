@@ -16,8 +16,9 @@ Both reduce each side with PCA first (``pca_dims``), which also regularises.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from sklearn.decomposition import PCA
 
 
 class CCA:
@@ -57,6 +58,7 @@ class CCA:
             raise ValueError(f"CCA.fit needs paired 2-D arrays, got {x.shape} and {y.shape}")
         if len(x) < 3:
             raise ValueError("CCA.fit needs at least 3 pairs")
+        from sklearn.decomposition import PCA   # scikit-learn: imported when first fitted
         self.pca_x_ = PCA(min(self.pca_dims, x.shape[1], len(x) - 1),
                           random_state=self.random_state).fit(x)
         self.pca_y_ = PCA(min(self.pca_dims, y.shape[1], len(y) - 1),
@@ -68,6 +70,26 @@ class CCA:
         else:
             self.a_, self.b_, self.correlations_ = _sklearn(px, py, k)
         return self
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state as plain arrays (for an .npz file; no pickles): the two PCA
+        means and components, the CCA weights and correlations, and the settings."""
+        return {"pca_x_mean": self.pca_x_.mean_, "pca_x_components": self.pca_x_.components_,
+                "pca_y_mean": self.pca_y_.mean_, "pca_y_components": self.pca_y_.components_,
+                "a": self.a_, "b": self.b_, "correlations": self.correlations_,
+                "settings": np.array([self.n_components, self.pca_dims, self.reg,
+                                      self.weight_power], np.float64)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "CCA":
+        """The fitted CCA :meth:`to_arrays` describes (transforms equal the original's)."""
+        n, pca, reg, power = arrays["settings"].tolist()
+        cca = cls(int(n), int(pca), reg, power)
+        cca.pca_x_ = _fitted_pca(arrays["pca_x_mean"], arrays["pca_x_components"])
+        cca.pca_y_ = _fitted_pca(arrays["pca_y_mean"], arrays["pca_y_components"])
+        cca.a_, cca.b_ = arrays["a"], arrays["b"]
+        cca.correlations_ = arrays["correlations"]
+        return cca
 
     def _project(self, z: np.ndarray, weights: np.ndarray) -> np.ndarray:
         z = z * weights
@@ -86,6 +108,17 @@ class CCA:
         """Project view Y into the joint space: float32 [N, k], unit length."""
         return self._project(self.pca_y_.transform(np.asarray(y, np.float64)) @ self.b_,
                              self._weights)
+
+
+def _fitted_pca(mean: np.ndarray, components: np.ndarray) -> Any:
+    """A scikit-learn PCA (no whitening) in the fitted state given by its mean [D] and
+    components [k, D]."""
+    from sklearn.decomposition import PCA
+
+    pca = PCA(components.shape[0])
+    pca.mean_, pca.components_ = np.asarray(mean), np.asarray(components)
+    pca.n_components_, pca.n_features_in_ = components.shape
+    return pca
 
 
 def _inv_sqrt(c: np.ndarray) -> np.ndarray:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from mmkit.data.vocab import _TOKEN, tokenize, vocabulary_words
 from mmkit.errors import InputError
@@ -259,6 +258,8 @@ class TfidfEncoder:
 
     def __init__(self, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2,
                  sublinear_tf: bool = True) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer  # imported when first made
+
         self.vectorizer = TfidfVectorizer(tokenizer=tokenize, token_pattern=None, lowercase=False,
                                           ngram_range=ngram_range, min_df=min_df,
                                           sublinear_tf=sublinear_tf)
@@ -278,6 +279,23 @@ class TfidfEncoder:
     @property
     def vocabulary(self) -> list[str]:
         return list(self.vectorizer.get_feature_names_out())
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state as plain arrays: the vocabulary (column order) and IDF weights."""
+        return {"vocabulary": np.array(self.vocabulary, dtype=str),
+                "idf": np.asarray(self.vectorizer.idf_, np.float64),
+                "ngram_range": np.array(self.vectorizer.ngram_range),
+                "sublinear_tf": np.array(self.vectorizer.sublinear_tf)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "TfidfEncoder":
+        """The fitted encoder :meth:`to_arrays` describes (transforms equal the original's)."""
+        enc = cls(tuple(int(v) for v in arrays["ngram_range"]),
+                  sublinear_tf=bool(arrays["sublinear_tf"]))
+        vocab = [str(w) for w in arrays["vocabulary"]]
+        enc.vectorizer.set_params(vocabulary={w: i for i, w in enumerate(vocab)})
+        enc.vectorizer.idf_ = np.asarray(arrays["idf"], np.float64)
+        return enc
 
 
 # ------------------------------------------------------------------ text -> text ground truth

@@ -11,37 +11,32 @@ from __future__ import annotations
 
 import numpy as np
 
+try:  # numba comes with librosa; imported here (0.3 s) so the kernels are cached on disk
+    import numba
+except ImportError:  # pragma: no cover
+    numba = None
+
 #: stands in for -inf in the kernel (fastmath assumes finite values)
 EMPTY = np.float32(-3.0e38)
 NO_KEY = np.iinfo(np.int64).max
 _GROUP = 32
-_kernel = None
 
 
 def available() -> bool:
-    """Whether numba can be imported (it comes with librosa); imported on first call only,
-    so ``import mmkit.index`` stays fast."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:  # pragma: no cover - numba comes with librosa
-        return False
-    return True
+    """Whether numba could be imported (it comes with librosa)."""
+    return numba is not None
 
 
 def scan_block(S, start, keys, best_s, best_p, best_key) -> None:
     """Merge block S [Q, C] (columns = database positions start..start+C) into the running
-    top k (best_s [Q, k] float32, best_p / best_key [Q, k] int64), in place."""
-    global _kernel
-    if _kernel is None:
-        _kernel = _compile()
-    _kernel(S, start, keys, best_s, best_p, best_key)
+    top k (best_s [Q, k] float32, best_p / best_key [Q, k] int64), in place. Compiled on
+    first use and cached on disk (module-level kernels: later processes load the machine
+    code instead of compiling it for 4 s)."""
+    _scan_block(S, start, keys, best_s, best_p, best_key)
 
 
-def _compile():
-    """Build the numba kernel (cached on disk by numba after the first process)."""
-    import numba
-
-    @numba.njit(inline="always")
+if numba is not None:
+    @numba.njit(inline="always", cache=True)
     def _offer(r, v, p, kp, best_s, best_p, best_key):  # pragma: no cover - jitted
         """Insert (v, p) into row r's sorted top k if it beats the k-th (ties: smaller key)."""
         k = best_s.shape[1]
@@ -81,5 +76,3 @@ def _compile():
                         _offer(r, row[c], start + c, keys[start + c], best_s, best_p, best_key)
             for c in range(n * _GROUP, n_cols):    # the ragged tail of a last block
                 _offer(r, row[c], start + c, keys[start + c], best_s, best_p, best_key)
-
-    return _scan_block

@@ -3,7 +3,9 @@
 ``get_method(name)`` builds a registered method; the demo picks the best one by default.
 ``joint``: the kit's learned joint embedding (committed checkpoints; every direction, speech
 included); ``baseline``: handcrafted features + CCA (fits on the train split); ``clip``: a pretrained CLIP
-loaded from a local folder (``model=PATH``), zero-shot.
+loaded from a local folder (``model=PATH``), zero-shot; ``pretrained``: real photos with
+nothing to download (ImageNet EfficientNet-Lite0 concepts embedded by MiniLM, ConSE, and
+words read by PP-OCR; :mod:`mmkit.methods.pretrained`).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from mmkit.methods.base import RetrievalMethod
 from mmkit.methods.baseline import BaselineMethod
 from mmkit.methods.clip import ClipMethod
 from mmkit.methods.joint import JointMethod
+from mmkit.methods.pretrained import PretrainedMethod
 
 _REGISTRY: dict[str, Callable[..., RetrievalMethod]] = {}
 
@@ -45,9 +48,14 @@ def _joint(**kwargs) -> RetrievalMethod:
     return JointMethod(**kwargs)
 
 
+def _pretrained(**kwargs) -> RetrievalMethod:
+    return PretrainedMethod(**kwargs)
+
+
 register("baseline", _baseline)
 register("joint", _joint)
 register("clip", _clip)
+register("pretrained", _pretrained)
 
 #: the method the demo uses when none is named (the best the kit has)
 DEFAULT_METHOD = "joint"

@@ -69,6 +69,21 @@ class RetrievalMethod(ABC):
     def embed_audio(self, clips: np.ndarray, sr: int) -> np.ndarray:
         """float [N, T] waveforms -> float32 [N, d] in the audio-image space."""
 
+    def embed_for_index(self, images: np.ndarray, spaces: Sequence[str]
+                        ) -> dict[str, np.ndarray]:
+        """What an index folder stores for uint8 images [N, S, S, 3]: ``{space: float32
+        [N, d_space]}`` for each of ``spaces`` ("joint", or the partner modalities "text",
+        "image", "audio"), plus any extra per-image arrays [N, ...] under keys starting with
+        ``"x_"`` that the method uses to explain a hit. Default: one :meth:`embed_images` call
+        per space; a method whose spaces share one forward pass overrides it."""
+        return {s: np.asarray(self.embed_images(images, partner="image" if s == "joint" else s),
+                              np.float32) for s in spaces}
+
+    def query_note(self, text: str) -> str | None:
+        """One line when the method cannot represent the text query well (words it never
+        learned, a query close to none of its concepts); None when it can."""
+        return None
+
     def embed_speech(self, clips: Sequence[np.ndarray], sr: int) -> np.ndarray:
         """M spoken captions (float waveforms [T_m]) -> float32 [M, d] in the speech-image
         space. Methods that list ``speech->image`` in :attr:`directions` implement it."""

@@ -115,6 +115,52 @@ class BaselineMethod(RetrievalMethod):
         self.directions = tuple(order + [d for d in done if d not in order])
         return self
 
+    _CCAS = ("text_cca", "label_cca", "audio_cca", "speech_cca")
+    _STATS = ("audio_mean", "audio_std", "speech_mean", "speech_std")
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted method as plain arrays (no pickles; :meth:`load_state_arrays` reverses
+        it): settings, directions, TF-IDF vocabulary and weights, each fitted CCA, the
+        audio / speech standardisation. An index folder stores it (``method.npz``) so that
+        a search never fits again."""
+        if not hasattr(self, "directions") or "text_cca" not in vars(self):
+            raise InputError("the baseline is not fitted: call fit() first")
+        out = {"settings": np.array([self.text_dims, self.audio_dims, self.pca_dims]),
+               "speech": np.array("none" if self.speech is None else str(self.speech)),
+               "directions": np.array(self.directions, dtype=str)}
+        if getattr(self, "tfidf", None) is not None:
+            out |= {f"tfidf.{k}": v for k, v in self.tfidf.to_arrays().items()}
+        for name in self._CCAS:
+            cca = getattr(self, name, None)
+            if cca is not None:
+                out |= {f"{name}.{k}": v for k, v in cca.to_arrays().items()}
+        for name in self._STATS:
+            if getattr(self, name, None) is not None:
+                out[name] = np.asarray(getattr(self, name))
+        return out
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> "BaselineMethod":
+        """Become the fitted method :meth:`state_arrays` describes; returns self."""
+        try:
+            self.text_dims, self.audio_dims, self.pca_dims = (int(v) for v in arrays["settings"])
+            speech = str(arrays["speech"])
+            self.speech = None if speech == "none" else speech == "True"
+            self.directions = tuple(str(d) for d in arrays["directions"])
+
+            def part(prefix: str) -> dict[str, np.ndarray]:
+                return {k[len(prefix) + 1:]: v for k, v in arrays.items()
+                        if k.startswith(prefix + ".")}
+
+            self.tfidf = TfidfEncoder.from_arrays(part("tfidf")) if part("tfidf") else None
+            for name in self._CCAS:
+                setattr(self, name, CCA.from_arrays(part(name)) if part(name) else None)
+            for name in self._STATS:
+                if name in arrays:
+                    setattr(self, name, np.asarray(arrays[name]))
+        except (KeyError, ValueError) as e:
+            raise InputError(f"not a saved baseline method ({type(e).__name__}: {e})") from None
+        return self
+
     def _visual(self, images: np.ndarray, progress: bool | None = None) -> np.ndarray:
         """Visual features, remembered for the last array seen (the evaluation asks for the
         same gallery in several spaces)."""

@@ -126,6 +126,17 @@ class JointMethod(RetrievalMethod):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.embed_texts(list(texts))
 
+    def query_note(self, text: str) -> str | None:
+        """One line naming the words of ``text`` outside the world's vocabulary (they become
+        the unknown token, so the query means less than it says); None when all are known."""
+        tok = self.model.tokenizer
+        unknown = sorted({w for w in tok.tokens(text) if tok.id_of(w) == tok.unk_id})
+        if not unknown:
+            return None
+        return (f"the joint model does not know the word{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(repr(w) for w in unknown)} (it learned the {tok.vocab_size - 2} "
+                "words of the synthetic world; for photos use --method pretrained or clip)")
+
     def embed_audio(self, clips: np.ndarray, sr: int) -> np.ndarray:
         return self.model.embed_audio(clips, sr)
 

@@ -1,14 +1,28 @@
 """Searching an index folder made by :func:`mmkit.scale.build.build_folder_index`.
 
-- :class:`FolderIndex`: open a folder (its ``manifest.json`` and every shard, checked) and
-  search it with query embeddings (:meth:`FolderIndex.search_vectors`);
-- :func:`search_folder`: one query (a text, an image file or a sound file) embedded by the
-  method that built the index, searched in the matching space; ``mmkit search`` runs it;
-- :func:`check_query`, :func:`embed_query`, :func:`load_query_audio`: the query side.
+- :class:`FolderIndex`: open a folder (its ``manifest.json`` and every index file, each
+  checked against the SHA-256 the manifest records) and search it with query embeddings
+  (:meth:`FolderIndex.search_vectors`);
+- :func:`load_method`: the index's own method, ready (a fitted method stored with the index
+  is loaded, never fitted again), checked against the model the index was built with;
+- :class:`Term`, :func:`parse_term`: one part of a composed query (a text, an image file or
+  a sound file, with a weight; a negative weight pushes results away from it);
+- :func:`search_index` / :func:`search_folder`: a composed query embedded by the index's
+  method, scored, cut at a threshold, paged; each hit can say why it matched.
+  ``mmkit search`` runs it.
+
+How a composed query scores an image x: ``sum_i w_i s_i(x)``, where ``s_i`` is the cosine
+between term i's embedding and x's embedding in the space made for term i's modality (for a
+method that reads words in photos, a text term's ``s_i`` adds the words it finds:
+:func:`mmkit.methods.pretrained.combine_text_scores`). In one joint space this equals the
+cosine with the weighted sum of the term vectors (rclip's ``+`` and ``-``).
 """
 from __future__ import annotations
 
 import os
+import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +34,33 @@ from mmkit.methods import available_methods
 from mmkit.scale import embed as E
 from mmkit.scale.files import load_image
 from mmkit.scale.shards import ShardedIndex
+from mmkit.scale.store import FileEntry, folder_changes, open_store, read_npz, sha256_of
+
+#: below this many indexed images a composed query scores every image exactly
+SCORE_ALL_BELOW = 50_000
+#: candidates per term (times k + offset, at least 200) when the collection is larger
+CANDIDATES_PER_HIT = 10
 
 
 class FolderIndex:
-    """An index folder made by :func:`build_folder_index`, opened for search."""
+    """An index folder made by :func:`build_folder_index`, opened for search.
+
+    Attributes: ``path``, ``manifest`` (the parsed manifest.json), ``indexes`` ({space:
+    :class:`ShardedIndex`}), ``entries`` (every image file listed at build time, a
+    :class:`~mmkit.scale.store.FileEntry`; an id is a position in this list).
+    """
 
     def __init__(self, path: Path, manifest: dict[str, Any],
                  indexes: dict[str, ShardedIndex]) -> None:
         self.path, self.manifest, self.indexes = path, manifest, indexes
+        self.entries = [FileEntry.from_row(r) for r in manifest.get("files", [])]
+        self._stored: dict[str, tuple[np.ndarray, dict[int, int]]] = {}
+        self._extras: dict[str, np.ndarray] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> FolderIndex:
         """Read and check ``path/manifest.json`` and every shard it names (one-line errors:
-        not a folder, an unfinished build, a foreign or inconsistent folder)."""
+        not a folder, an unfinished build, a foreign or older folder, a damaged file)."""
         path = Path(path)
         if not path.is_dir():
             raise InputError(f"--index {path}: is not a folder" if path.exists()
@@ -43,10 +71,18 @@ class FolderIndex:
                                  "run the same 'mmkit index build' again to finish it")
             raise InputError(f"--index {path}: not an mmkit index folder (no manifest.json)")
         m = E.read_json(path / E.MANIFEST, "manifest")
+        checksums = m.get("checksums", {})
         indexes = {}
         for space, info in m.get("spaces", {}).items():
             shards = []
             for rel in info["shards"]:
+                if not (path / rel).is_file():
+                    raise InputError(f"--index {path}: {rel} is missing (run 'mmkit index "
+                                     f"update {path}' to rebuild it)")
+                if rel not in checksums or sha256_of(path / rel) != checksums[rel]:
+                    raise InputError(f"--index {path}: {rel} is damaged (its SHA-256 differs "
+                                     f"from the manifest's); run 'mmkit index update {path}' "
+                                     "to rebuild it")
                 try:
                     shard = load_index(path / rel)
                 except SearchIndexError as e:
@@ -71,12 +107,24 @@ class FolderIndex:
     def spaces(self) -> list[str]:
         return list(self.indexes)
 
+    def __len__(self) -> int:
+        return int(self.manifest["n_indexed"])
+
     def check_method(self, name: str, fit: dict[str, Any]) -> None:
-        """One-line error unless the index was made by method ``name`` fitted as ``fit``."""
+        """One-line error unless the index was made by method ``name`` fitted as ``fit``
+        with the same model (the fingerprint: the checksums of the weights)."""
         m = self.manifest
         if m["method"] != name:
             raise InputError(f"--index {self.path}: made by method {m['method']!r}, not {name!r}")
-        if m["fit"] != fit:
+        built = m["fit"].get("fingerprint")
+        if built is not None and fit.get("fingerprint") is not None \
+                and built != fit["fingerprint"]:
+            raise InputError(f"--index {self.path}: built with another model of method "
+                             f"{name!r} than the one loaded now (fingerprint {_short(built)} vs "
+                             f"{_short(fit['fingerprint'])}); embeddings would not match: run "
+                             f"'mmkit index update {self.path}' to embed again")
+        strip = {k: v for k, v in m["fit"].items() if k != "fingerprint"}
+        if strip != {k: v for k, v in fit.items() if k != "fingerprint"}:
             raise InputError(f"--index {self.path}: method {name!r} was fitted differently for "
                              f"this index ({m['fit']}) than here ({fit}); embeddings would not "
                              "match")
@@ -93,13 +141,84 @@ class FolderIndex:
         except SearchIndexError as e:
             raise InputError(str(e)) from None
 
+    def stored_vectors(self, space: str) -> tuple[np.ndarray, dict[int, int]]:
+        """The embeddings the index was built from: (float32 [n_indexed, d], {id: row}),
+        read from the store (each chunk checked against the manifest's SHA-256)."""
+        if space not in self._stored:
+            fit = self.manifest["fit"]
+            store = open_store(self.path, self.spaces, fit.get("fingerprint", ""),
+                               self.manifest.get("checksums"))
+            ids = [i for i, e in enumerate(self.entries) if e.sha256 in store.rows]
+            missing = len(self) - len(ids)
+            if missing:
+                raise InputError(f"--index {self.path}: {missing} stored embeddings are "
+                                 f"missing; run 'mmkit index update {self.path}'")
+            for s in self.spaces:
+                self._stored[s] = (store.vectors(s, [self.entries[i].sha256 for i in ids]),
+                                   {i: r for r, i in enumerate(ids)})
+        return self._stored[space]
+
+    def stored_ids(self) -> list[int]:
+        """The ids of the indexed files (positions in :attr:`entries`), from the index."""
+        ids = next(iter(self.indexes.values())).ids
+        return [int(i) for i in ids.tolist()]
+
+    def extras(self) -> dict[str, np.ndarray]:
+        """What the method stored to explain hits (``ids`` [n] and ``x_*`` [n, ...], ``ocr``
+        str [n]); {} when it stored nothing."""
+        if self._extras is None:
+            rel = f"index/{self.manifest['generation']}/extras.npz"
+            sha = self.manifest.get("checksums", {}).get(rel)
+            self._extras = read_npz(self.path / rel, sha, "extras file") if sha else {}
+        return self._extras
+
+    def changes(self) -> dict[str, int]:
+        """What changed in the images folder since the build (by file size and time)."""
+        return folder_changes(self.manifest["root"], self.entries)
+
     def paths(self, ids: Any) -> list[str]:
         """File paths (the images folder joined with the relative path) of ids [n] (-1: skipped)."""
         root = Path(self.manifest["root"])
-        return [str(root / self.manifest["files"][int(i)]) for i in np.asarray(ids) if i >= 0]
+        return [str(root / self.entries[int(i)].path) for i in np.asarray(ids) if i >= 0]
 
     def relative_paths(self, ids: Any) -> list[str]:
-        return [self.manifest["files"][int(i)] for i in np.asarray(ids) if i >= 0]
+        return [self.entries[int(i)].path for i in np.asarray(ids) if i >= 0]
+
+
+def _short(fingerprint: str) -> str:
+    """A fingerprint shortened for a message: each sha256 cut to 12 characters."""
+    return re.sub(r"([0-9a-f]{12})[0-9a-f]{52}", r"\1", fingerprint)
+
+
+def load_method(index: FolderIndex, *, model: str | os.PathLike | None = None,
+                quiet: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The index's own method, ready, and its fit description: a pretrained method loads its
+    weights (``model`` overrides the CLIP folder recorded at build time); a fitted method
+    stored with the index (``method.npz``) is loaded from it, never fitted again. One-line
+    error when this mmkit lacks the method or loads another model than the build did."""
+    m = index.manifest
+    name = m["method"]
+    if name not in available_methods():
+        raise InputError(f"--index {index.path}: made by method {name!r}, which this mmkit "
+                         f"does not have (available: {', '.join(available_methods())})")
+    options = dict(m.get("options", {}))
+    if model is not None:
+        options["model"] = str(Path(model).resolve())
+    fit = m["fit"]
+    state = m.get("checksums", {}).get(E.METHOD_STATE)
+    if not fit.get("pretrained", True) and state:
+        obj = E.make_method(name, options)
+        obj.load_state_arrays(read_npz(index.path / E.METHOD_STATE, state, "fitted method"))
+        now = {**fit, "fingerprint": obj.fingerprint}
+    elif not fit.get("pretrained", True):
+        if fit.get("world") != E.FIT_WORLD:
+            raise InputError(f"--index {index.path}: method {name!r} was fitted on a custom "
+                             f"world ({fit}); search it from Python with that method")
+        obj, now = E.prepare_method(name, options=options, quiet=quiet)
+    else:
+        obj, now = E.prepare_method(name, options=options, quiet=quiet)
+    index.check_method(name, now)
+    return obj, now
 
 
 def load_query_audio(path: str | os.PathLike, sr: int) -> np.ndarray:
@@ -124,6 +243,82 @@ def load_query_audio(path: str | os.PathLike, sr: int) -> np.ndarray:
     return clip
 
 
+@dataclass(frozen=True)
+class Term:
+    """One part of a composed query: ``modality`` "text" (``value`` the text), "image" or
+    "audio" (``value`` a file path), and its ``weight`` (negative: results move away)."""
+
+    modality: str
+    value: str
+    weight: float = 1.0
+
+    def label(self) -> str:
+        sign = "" if self.weight == 1 else f"{self.weight:g}:"
+        return f"{self.modality} {sign}{self.value}"
+
+
+_WEIGHTED = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*:(.*)$", re.DOTALL)
+
+
+def parse_term(modality: str, text: str, weight: float | None = None) -> Term:
+    """A :class:`Term` from a command-line value: ``"a cat"`` (weight 1), ``"0.5:snow"``
+    (weight 0.5), ``"-1:a dog"`` (away from dogs); ``weight`` overrides (``--not``: -1)."""
+    if modality not in E.QUERY_MODALITIES:
+        raise InputError(f"unknown query modality {modality!r}; use text, image or audio")
+    text = str(text)
+    w = 1.0
+    m = _WEIGHTED.match(text)
+    if m and (modality == "text" or not Path(text).exists()):
+        w, text = float(m.group(1)), m.group(2).strip()
+    if weight is not None:
+        w = float(weight) * (abs(w) if m else 1.0)
+    if not np.isfinite(w) or w == 0:
+        raise InputError(f"--{modality} {text!r}: the weight must be a non-zero number")
+    if not text.strip():
+        raise InputError(f"--{modality}: the query {'text' if modality == 'text' else 'file'} "
+                         "is empty")
+    return Term(modality, text, w)
+
+
+def check_terms(terms: list[Term]) -> None:
+    """Check the query before any model work (one-line InputError): at least one term with
+    a positive weight; readable image and sound files."""
+    if not terms:
+        raise InputError("give a query: --text, --image or --audio (several may be combined)")
+    if not any(t.weight > 0 for t in terms):
+        raise InputError("every query term has a negative weight: give at least one thing "
+                         "to look for (--text, --image or --audio)")
+    for t in terms:
+        if t.modality == "text" and not t.value.strip():
+            raise InputError("--text: the query text is empty")
+        if t.modality == "image":
+            try:
+                load_image(t.value, 8)
+            except InputError as e:
+                raise InputError(f"--image {e}") from None
+        if t.modality == "audio":
+            load_query_audio(t.value, 16000)
+
+
+def embed_term(method: Any, term: Term, spaces: list[str]) -> tuple[str, np.ndarray,
+                                                                   dict[str, np.ndarray]]:
+    """(space, float32 [d] embedding, extras of an image query such as its concepts) of one
+    query term, embedded by ``method`` in the space made for its modality."""
+    space = E.space_for(term.modality, spaces)
+    extras: dict[str, np.ndarray] = {}
+    if term.modality == "text":
+        q = method.embed_texts([term.value])
+    elif term.modality == "image":
+        pixels = load_image(term.value, int(getattr(method, "input_size", 64)))[None]
+        found = method.embed_for_index(pixels, [space])
+        q = found[space]
+        extras = {k: v[0] for k, v in found.items() if k.startswith("x_")}
+    else:
+        sr = int(getattr(method, "sample_rate", 16000))
+        q = method.embed_audio(load_query_audio(term.value, sr)[None], sr)
+    return space, np.asarray(q, np.float32).reshape(-1), extras
+
+
 def embed_query(method: Any, *, text: str | None = None, image: str | None = None,
                 audio: str | None = None, input_size: int = 64) -> tuple[str, np.ndarray]:
     """(modality, float32 [1, d]) for exactly one of a text, an image file, a sound file."""
@@ -138,64 +333,198 @@ def embed_query(method: Any, *, text: str | None = None, image: str | None = Non
         return modality, np.asarray(method.embed_texts([str(value)]), np.float32)
     if modality == "image":
         pixels = load_image(value, input_size)
-        partner = "image"
-        return modality, np.asarray(method.embed_images(pixels[None], partner=partner), np.float32)
+        return modality, np.asarray(method.embed_images(pixels[None], partner="image"),
+                                    np.float32)
     sr = int(getattr(method, "sample_rate", 16000))
-    clip = load_query_audio(value, sr)
-    return modality, np.asarray(method.embed_audio(clip[None], sr), np.float32)
+    return modality, np.asarray(method.embed_audio(load_query_audio(value, sr)[None], sr),
+                                np.float32)
 
 
 def check_query(*, text: str | None = None, image: str | None = None,
                 audio: str | None = None) -> None:
-    """Check the query input before any model work (one-line InputError)."""
+    """Check a one-term query before any model work (one-line InputError)."""
     given = [v for v in (text, image, audio) if v is not None]
     if len(given) != 1:
         raise InputError("give exactly one query: --text, --image or --audio")
-    if text is not None and not text.strip():
-        raise InputError("--text: the query text is empty")
-    if image is not None:
-        try:
-            load_image(image, 8)
-        except InputError as e:
-            raise InputError(f"--image {e}") from None
-    if audio is not None:
-        load_query_audio(audio, 16000)
+    modality = "text" if text is not None else "image" if image is not None else "audio"
+    check_terms([Term(modality, str(given[0]))])
+
+
+def _ocr_words(extras: dict[str, np.ndarray]) -> dict[int, list[str]]:
+    if "ocr" not in extras:
+        return {}
+    return {int(i): str(w).split() for i, w in zip(extras["ids"], extras["ocr"]) if str(w)}
+
+
+def search_index(index: FolderIndex, method: Any, terms: list[Term], *, k: int = 10,
+                 offset: int = 0, threshold: float | None = None, why: bool = False,
+                 check_files: bool = True) -> dict[str, Any]:
+    """Score the images of ``index`` for a composed query (see the module docstring).
+
+    Returns ``{"query": [{"modality", "value", "weight"}], "notes": [...], "results":
+    [{"id", "path", "score", "why"?}], "total": hits above the threshold among the scored,
+    "offset", "k", "warnings": [...]}``; results are ranks ``offset .. offset + k - 1`` (score
+    descending, then path). ``notes``: one line per text term the method cannot represent
+    well (:meth:`~mmkit.methods.base.RetrievalMethod.query_note`). ``check_files``: drop
+    hits whose file is gone and warn when the folder changed since the build.
+    """
+    check_terms(terms)
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise InputError(f"-k must be a whole number >= 1, got {k!r}")
+    if not isinstance(offset, (int, np.integer)) or isinstance(offset, bool) or offset < 0:
+        raise InputError(f"--offset must be a whole number >= 0, got {offset!r}")
+    if threshold is not None and not np.isfinite(threshold):
+        raise InputError(f"--threshold must be a number, got {threshold!r}")
+    notes = [n for t in terms if t.modality == "text"
+             for n in [method.query_note(t.value)] if n]
+    embedded = [embed_term(method, t, index.spaces) for t in terms]
+    extras = index.extras()
+    ocr = _ocr_words(extras) if hasattr(method, "combine_text_scores") else {}
+    want = offset + k
+    n = len(index)
+    ocr_hits = {t.value: {i: method.ocr_match(t.value, w) for i, w in ocr.items()}
+                for t in terms if t.modality == "text" and ocr}
+    simple = len(terms) == 1 and not any(f for h in ocr_hits.values()
+                                         for f, _ in h.values() if f > 0)
+    if simple:
+        space, q, _ = embedded[0]
+        res = index.search_vectors(space, q[None], min(n, want + 50))
+        keep = res.ids[0] >= 0
+        ids = res.ids[0][keep].numpy()
+        scores = res.scores[0][keep].numpy().astype(np.float64) * terms[0].weight
+    else:
+        if n <= SCORE_ALL_BELOW:
+            cand = np.array(sorted(index.stored_vectors(embedded[0][0])[1]), np.int64)
+        else:
+            pool = set()
+            per = max(200, CANDIDATES_PER_HIT * want)
+            for t, (space, q, _) in zip(terms, embedded):
+                if t.weight > 0:
+                    r = index.search_vectors(space, q[None], min(n, per))
+                    pool |= {int(i) for i in r.ids[0].tolist() if i >= 0}
+            for hits in ocr_hits.values():
+                pool |= {i for i, (f, _) in hits.items() if f > 0}
+            cand = np.array(sorted(pool), np.int64)
+        scores = np.zeros(len(cand))
+        for t, (space, q, _) in zip(terms, embedded):
+            x, row = index.stored_vectors(space)
+            s = x[[row[int(i)] for i in cand]] @ q
+            if t.modality == "text" and t.value in ocr_hits:
+                frac = np.array([ocr_hits[t.value].get(int(i), (0.0, []))[0] for i in cand])
+                s = method.combine_text_scores(s, frac)
+            scores += t.weight * s
+        ids = cand
+    order = np.lexsort((ids, -scores))
+    ids, scores = ids[order], scores[order]
+    if threshold is not None:
+        keep = scores >= threshold
+        ids, scores = ids[keep], scores[keep]
+    warnings = []
+    if check_files:
+        changed = index.changes()
+        if any(changed.values()):
+            warnings.append(f"the folder {index.manifest['root']} changed since the index was "
+                            f"built ({changed['new']} new, {changed['modified']} modified, "
+                            f"{changed['deleted']} deleted files); run 'mmkit index update "
+                            f"{index.path}'")
+        if changed["deleted"] or changed["modified"]:
+            root = Path(index.manifest["root"])
+            exists = np.array([(root / index.entries[int(i)].path).is_file() for i in ids],
+                              bool)
+            if not exists.all():
+                warnings.append(f"{int((~exists).sum())} hits left out: their files are gone")
+                ids, scores = ids[exists], scores[exists]
+    total = len(ids)
+    page_ids, page_scores = ids[offset:want], scores[offset:want]
+    results = []
+    for i, sc in zip(page_ids, page_scores):
+        hit: dict[str, Any] = {"id": int(i), "path": index.paths([i])[0],
+                               "score": round(float(sc), 6)}
+        if why:
+            hit["why"] = explain_hit(method, index, int(i), terms, embedded, ocr_hits)
+        results.append(hit)
+    return {"query": [{"modality": t.modality, "value": t.value, "weight": t.weight}
+                      for t in terms],
+            "spaces": sorted({sp for sp, _, _ in embedded}), "notes": notes,
+            "warnings": warnings, "total": total, "offset": int(offset), "k": int(k),
+            "results": results}
+
+
+def explain_hit(method: Any, index: FolderIndex, image_id: int, terms: list[Term],
+                embedded: list[tuple[str, np.ndarray, dict[str, np.ndarray]]],
+                ocr_hits: dict[str, dict[int, tuple[float, list[str]]]]) -> dict[str, Any]:
+    """Why image ``image_id`` matched: per term, what the method says (the concepts the query
+    and the image share, the words found in the image); {} when the method cannot say."""
+    extras = index.extras()
+    if "ids" not in extras or not hasattr(method, "explain_text"):
+        return {}
+    rows = np.flatnonzero(extras["ids"] == image_id)
+    if len(rows) == 0:
+        return {}
+    r = int(rows[0])
+    out: dict[str, Any] = {}
+    for t, (_, _, q_extras) in zip(terms, embedded):
+        if t.modality == "text":
+            words = ocr_hits.get(t.value, {}).get(image_id, (0.0, []))[1]
+            out[t.label()] = method.explain_text(t.value, extras["x_concept_ids"][r],
+                                                 extras["x_concept_probs"][r], words)
+        elif t.modality == "image" and "x_concept_ids" in q_extras:
+            out[t.label()] = method.explain_image(q_extras["x_concept_ids"],
+                                                  q_extras["x_concept_probs"],
+                                                  extras["x_concept_ids"][r],
+                                                  extras["x_concept_probs"][r])
+    return out
+
+
+def copy_hits(results: list[dict[str, Any]], folder: str | os.PathLike) -> list[str]:
+    """Copy the files of ``results`` into ``folder`` (created if needed; it must be empty),
+    named by rank: ``01-<name>``; returns the new paths."""
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise InputError(f"--copy-to {folder}: must be a new or empty folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    width = max(2, len(str(len(results))))
+    copied = []
+    for rank, hit in enumerate(results, 1):
+        target = folder / f"{rank:0{width}d}-{Path(hit['path']).name}"
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copy2(hit["path"], tmp)
+        os.replace(tmp, target)
+        copied.append(str(target))
+    return copied
 
 
 def search_folder(index: str | os.PathLike | FolderIndex, *, text: str | None = None,
-                  image: str | None = None, audio: str | None = None, k: int = 10,
-                  method: Any = None, quiet: bool = False) -> dict[str, Any]:
-    """Search an index folder: ``{"query": {...}, "results": [{"path", "score"}, ...]}``.
+                  image: str | None = None, audio: str | None = None,
+                  terms: list[Term] | None = None, k: int = 10, offset: int = 0,
+                  threshold: float | None = None, why: bool = False, method: Any = None,
+                  model: str | os.PathLike | None = None, quiet: bool = False
+                  ) -> dict[str, Any]:
+    """Search an index folder (see :func:`search_index` for what comes back).
 
-    ``method``: None (the index's own method, prepared as the build prepared it) or a
-    pair (method object, fit description) that must match the manifest.
+    The query is ``terms`` (a composed query), or one of ``text`` / ``image`` / ``audio``.
+    ``method``: None (the index's own method, :func:`load_method`) or a pair (method object,
+    fit description) that must match the manifest.
     """
-    check_query(text=text, image=image, audio=audio)
+    if terms is None:
+        check_query(text=text, image=image, audio=audio)
+        modality = "text" if text is not None else "image" if image is not None else "audio"
+        terms = [Term(modality, str(text if text is not None else image or audio))]
+    check_terms(terms)
     fi = index if isinstance(index, FolderIndex) else FolderIndex.open(index)
     if method is None:
-        name = fi.manifest["method"]
-        if name not in available_methods():
-            raise InputError(f"--index {fi.path}: made by method {name!r}, which this mmkit "
-                             f"does not have (available: {', '.join(available_methods())})")
-        if fi.manifest["fit"].get("pretrained") is False and fi.manifest["fit"].get("world") \
-                != E.FIT_WORLD:
-            raise InputError(f"--index {fi.path}: method {name!r} was fitted on a custom world "
-                             f"({fi.manifest['fit']}); search it from Python with that method")
-        obj, fit = E.prepare_method(name, quiet=quiet)
+        obj, _ = load_method(fi, model=model, quiet=quiet)
     else:
         obj, fit = method
-        name = getattr(obj, "name", type(obj).__name__)
-    fi.check_method(name, fit)
-    modality, q = embed_query(obj, text=text, image=image, audio=audio,
-                              input_size=int(getattr(obj, "input_size", 64)))
-    space = E.space_for(modality, fi.spaces)
-    res = fi.search_vectors(space, q, k)
-    keep = res.ids[0] >= 0
-    ids, scores = res.ids[0][keep], res.scores[0][keep]
-    return {"query": {modality: text if modality == "text" else str(image or audio)},
-            "space": space,
-            "results": [{"path": p, "score": round(float(s), 6)}
-                        for p, s in zip(fi.paths(ids), scores)]}
+        fit = dict(fit)
+        fit.setdefault("fingerprint", getattr(obj, "fingerprint", None))
+        fi.check_method(getattr(obj, "name", type(obj).__name__), fit)
+    report = search_index(fi, obj, terms, k=k, offset=offset, threshold=threshold, why=why)
+    report["space"] = report["spaces"][0] if len(report["spaces"]) == 1 else "+".join(
+        report["spaces"])
+    return report
 
 
-__all__ = ["FolderIndex", "load_query_audio", "embed_query", "check_query", "search_folder"]
+__all__ = ["FolderIndex", "Term", "parse_term", "check_terms", "embed_term", "load_method",
+           "load_query_audio", "embed_query", "check_query", "search_index", "search_folder",
+           "explain_hit", "copy_hits", "SCORE_ALL_BELOW"]
