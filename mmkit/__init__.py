@@ -10,8 +10,10 @@ Foundations
 
 Data, metrics and search (no model code, no torch at import)
     ``mmkit.data``         the generated multimodal world, real-dataset loaders (COCO,
-                           Flickr30K, CUB-200), the one image loader (``mmkit.data.images``)
-                           and the :class:`~mmkit.data.collection.Collection` interface
+                           Flickr30K, CUB-200), the one image loader (``mmkit.data.images``),
+                           real photos that ship with the installed libraries
+                           (``mmkit.data.photos``) and the
+                           :class:`~mmkit.data.collection.Collection` interface
     ``mmkit.metrics``      retrieval metrics (R@K, AP, NDCG, ...), trec_eval-style runs,
                            significance tests
     ``mmkit.index``        exact and approximate nearest-neighbour search (numpy, faiss)
@@ -31,12 +33,14 @@ Features and scoring
 Models
     ``mmkit.encoders``     joint embeddings: CCA, metric learning, the joint model, speech,
                            CLIP-style models (transformers ``CLIPModel``)
-    ``mmkit.methods``      end-to-end retrieval methods (``joint``, ``baseline``, ``clip``)
+    ``mmkit.methods``      end-to-end retrieval methods (``joint``, ``baseline``, ``clip``,
+                           ``pretrained``: real photos offline)
 
 Applications
     ``mmkit.align``        adversarial and generative cross-modal alignment
     ``mmkit.fusion``       late, early, gated and graph fusion; composed queries
-    ``mmkit.scale``        folder indexes at scale (local or Ray), ``mmkit search``
+    ``mmkit.scale``        folder indexes (incremental, verified; local or Ray),
+                           ``mmkit search`` (composed queries), ``mmkit duplicates``
 
 On top
     ``mmkit.exercises``    checkers for the notebooks' exercises

@@ -1,15 +1,22 @@
-"""``build_folder_index``: a folder of images -> embeddings in partitions -> a (sharded) index.
+"""``build_folder_index``: a folder of images -> embeddings -> a (sharded) index, built or updated.
 
 Steps of a build (see :mod:`mmkit.scale.embed` for the folder layout):
 
-1. list the image files (PNG, JPEG, WebP, TIFF) (their sorted relative paths give the ids 0..N-1);
-2. embed them in partitions of P files (local engine: in this process; Ray engine: Ray Data
-   ``map_batches`` on N workers); unreadable files are counted and reported, not fatal;
+1. scan the image files (PNG, JPEG, WebP, TIFF; sorted relative paths give the ids 0..N-1)
+   with the SHA-256 of their bytes (:func:`mmkit.scale.store.scan_folder`; an untouched
+   file's hash is reused from the previous manifest);
+2. embed the files whose bytes no chunk of the store holds, in partitions of P files (local
+   engine: in this process; Ray engine: Ray Data ``map_batches`` on N workers); unreadable
+   files are recorded and reported, not fatal; OCR words are read when the method can;
 3. per space: choose the index (``kind="auto"``: :func:`mmkit.scale.auto.choose_index`),
    train one quantizer on a global sample, build S shards from it (in parallel on Ray),
    tune nprobe / ef_search to the recall target on stored vectors, leave-one-out
-   (:func:`tune_sharded`, with :func:`mmkit.index.tune_leave_one_out`), save every shard;
-4. write ``manifest.json``, last.
+   (:func:`tune_sharded`, with :func:`mmkit.index.tune_leave_one_out`), save every shard in
+   a new generation folder ``index/g<k>/``; the method's explanation arrays beside them; a
+   fitted method (the CCA baseline) as ``method.npz``;
+4. write ``manifest.json`` last (the files with their SHA-256, the method and its model
+   fingerprint, a SHA-256 of every index file), then remove the old generation and the
+   chunks no live file needs.
 
 Searching the folder is :mod:`mmkit.scale.search` (:class:`FolderIndex`,
 :func:`search_folder`; also importable from here, the old path).
