@@ -35,6 +35,7 @@ from mmkit.data.spoken import load_flickr8k_audio
 from mmkit.data.world import World, WorldConfig
 from mmkit.errors import InputError
 from mmkit.methods import DEFAULT_METHOD, available_methods, get_method
+from mmkit.methods.clip import DEFAULT_CLIP, clip_folder
 from mmkit.methods.evaluate import evaluate
 from mmkit.scoring import (EVAL_WORLD, METRICS, DirectionRun, ceiling_results,  # noqa: F401
                            format_table, oracle_results)
@@ -128,6 +129,8 @@ def run_demo(n: int = DEMO_N, seed: int = EVAL_WORLD["seed"], method: str = DEFA
     kwargs: dict = {"retrain": True} if retrain else {}
     if model is not None:
         kwargs["model"] = str(model)
+    if method == "clip":
+        clip_folder(model if model is not None else DEFAULT_CLIP)   # no weights: one line now
     out = check_writable_dir(out)
     world = World(WorldConfig(n=n, seed=seed), progress=progress)
     check_demo_world(world)

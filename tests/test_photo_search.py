@@ -166,3 +166,24 @@ def test_clip_indexes_take_a_model_folder(photos, tmp_path, capsys):
                  "--method", "joint", "--model", str(model)]) == 2
     assert "--model is for --method clip" in capsys.readouterr().err
     assert not (tmp_path / "j").exists()
+
+
+def test_demo_on_the_world_takes_a_clip_folder(tmp_path):
+    pytest.importorskip("transformers")
+    from test_clip_method import save_tiny_clip
+
+    from mmkit.demo import run_demo
+
+    model = save_tiny_clip(tmp_path / "clip")
+    report = run_demo(n=100, method="clip", model=model, out=tmp_path / "demo", progress=False)
+    assert report["method"] == "clip" and "text->image" in report["results"]
+
+
+def test_the_joint_model_names_the_words_it_does_not_know():
+    from mmkit.methods import get_method
+
+    joint = get_method("joint", progress=False)
+    note = joint.query_note("a fluffy cat near a red circle")
+    assert "'cat'" in note and "'fluffy'" in note and "'red'" not in note
+    assert "--method pretrained" in note
+    assert joint.query_note("a red circle on the left") is None
