@@ -45,6 +45,8 @@ Applications
 On top
     ``mmkit.exercises``    checkers for the notebooks' exercises
     ``mmkit.demo``         ``mmkit demo``
+    ``mmkit.serve``        ``mmkit serve``: the search app (JSON API and web page) and the
+                           notebooks' search widget
     ``mmkit.cli``          the ``mmkit`` command
 
 ``import mmkit`` is light: every subpackage above is imported the first time it is used
@@ -66,12 +68,12 @@ from mmkit._version import __version__  # noqa: E402
 SUBMODULES: tuple[str, ...] = (
     "errors", "validate", "data", "metrics", "index", "losses", "miners", "checkpoints",
     "training", "viz", "features", "scoring", "configs", "encoders", "methods", "align",
-    "fusion", "scale", "exercises", "demo", "cli")
+    "fusion", "scale", "exercises", "demo", "serve", "cli")
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers and IDEs
     from mmkit import (align, checkpoints, cli, configs, data, demo, encoders,  # noqa: F401
                        errors, exercises, features, fusion, index, losses, methods, metrics,
-                       miners, scale, scoring, training, validate, viz)
+                       miners, scale, scoring, serve, training, validate, viz)
 
 __all__ = ["setup", "Setup", "__version__", *SUBMODULES]
 

@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmkit.encoders",),
     ("mmkit.methods",),
     ("mmkit.align", "mmkit.fusion", "mmkit.scale"),
-    ("mmkit.exercises", "mmkit.demo", "mmkit.cli", "mmkit.__main__"),
+    ("mmkit.exercises", "mmkit.demo", "mmkit.serve", "mmkit.cli", "mmkit.__main__"),
 )
 
 
