@@ -2,10 +2,15 @@
 rankings), wrong answers rejected with a hint."""
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from mmkit.exercises import nb11
+from mmkit.features.conse import conse
 from mmkit.methods.evaluate import DirectionRun
 
 
@@ -74,3 +79,121 @@ def test_fold_mean(runs):
                           for q in range(len(t2i.scores))]))
     wrong = nb11.check_fold_mean(t2i, full)
     assert not wrong and "whole split" in wrong.message
+
+
+# ------------------------------------------------------------- exercise 4: ConSE's T
+def naive_conse(probs, label_vectors, t):
+    """Plain loops: each row's t most probable classes (ties: lower index), their vectors
+    weighted by the renormalised probabilities, summed, L2-normalised."""
+    out = []
+    for row in probs:
+        top = sorted(range(len(row)), key=lambda c: (-row[c], c))[:t]
+        total = sum(row[c] for c in top)
+        u = sum(row[c] / total * label_vectors[c].astype(np.float64) for c in top)
+        out.append(u / np.sqrt((u ** 2).sum()))
+    return np.array(out)
+
+
+def naive_margins(probs, label_vectors, queries, right, ts=(1, 3, 10, 30)):
+    margins = {}
+    for t in ts:
+        photos = naive_conse(probs, label_vectors, t)
+        per_query = []
+        for q, r in zip(queries, right):
+            scores = [float(q @ p) for p in photos]
+            per_query.append(scores[r] - max(s for g, s in enumerate(scores) if g != r))
+        margins[t] = sum(per_query) / len(per_query)
+    return margins
+
+
+@pytest.fixture
+def photos_like():
+    """13 'photos' over 60 classes, 6 queries near some photos' top classes, 16-d labels."""
+    rng = np.random.default_rng(11)
+    labels = rng.normal(size=(60, 16)).astype(np.float32)
+    labels /= np.linalg.norm(labels, axis=1, keepdims=True)
+    logits = rng.normal(scale=2.0, size=(13, 60))
+    probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+    right = np.array([2, 4, 12, 5, 3, 1])
+    queries = labels[probs[right].argmax(1)] + 0.8 * rng.normal(size=(6, 16))
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    return probs, labels, queries, right
+
+
+def test_top_t_accepts_the_margins_computed_by_loops(photos_like):
+    probs, labels, queries, right = photos_like
+    expect = naive_margins(probs, labels, queries, right)
+    assert len({round(v, 4) for v in expect.values()}) == 4       # T matters on this data
+    ok = nb11.check_top_t(probs, labels, queries, right, expect)
+    assert ok, ok.message
+    best = max(expect, key=expect.get)
+    assert ok.message.startswith(f"T={best} separates best")
+    # keys given as strings, values as numpy floats, a little float32 noise: still right
+    noisy = {str(t): np.float32(v + 2e-5) for t, v in expect.items()}
+    assert nb11.check_top_t(probs, labels, queries, right, noisy)
+
+
+def test_top_t_rejects_wrong_answers_with_a_hint(photos_like):
+    probs, labels, queries, right = photos_like
+    expect = naive_margins(probs, labels, queries, right)
+
+    def verdict(answer):
+        fb = nb11.check_top_t(probs, labels, queries, right, answer)
+        assert not fb and "\n" not in fb.message
+        return fb.message
+
+    assert verdict(None).startswith("no answer")
+    assert "dict" in verdict([0.1, 0.2, 0.3, 0.4])
+    assert "no mean margin for T = 30" in verdict({t: v for t, v in expect.items() if t != 30})
+    assert "must be a number" in verdict({**expect, 10: "big"})
+    assert "keys are the values of T" in verdict({**expect, "ten": 0.1})
+    # the right photos' mean cosine, not the margin
+    own = {t: float(np.mean([q @ p for q, p in zip(queries, naive_conse(probs, labels, t)[right])]))
+           for t in expect}
+    assert "mean cosine of the right photos" in verdict(own)
+    # first minus second, whichever they are
+    gap = {}
+    for t in expect:
+        s = np.sort(queries @ naive_conse(probs, labels, t).T, axis=1)
+        gap[t] = float((s[:, -1] - s[:, -2]).mean())
+    assert "best OTHER photo" in verdict(gap)
+    # the label vectors averaged without their probabilities
+    flat = {}
+    for t in expect:
+        photos = naive_conse((probs > np.sort(probs, 1)[:, [-t - 1]]).astype(np.float32),
+                             labels, t)
+        s = queries @ photos.T
+        flat[t] = float(np.mean([s[q, r] - np.delete(s[q], r).max() for q, r in enumerate(right)]))
+    assert "weight each by its class probability" in verdict(flat)
+    assert "same for every T" in verdict({t: expect[10] for t in expect})
+    msg = verdict({**expect, 3: expect[3] + 0.01})
+    assert msg.startswith("T = 3 off")
+
+
+def _notebook_cell(cell_id: str) -> str:
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks"
+                     / "11_real_datasets.ipynb").read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if c.get("id") == cell_id)
+    return "".join(cell["source"])
+
+
+def test_the_notebooks_conse_and_solution_pass_the_checker(photos_like):
+    """The notebook's own my_conse equals mmkit's conse, and its solution to exercise 4,
+    run on other data, is accepted."""
+    probs, labels, queries, right = photos_like
+    source = _notebook_cell("photos-04-conse")
+    definition = re.search(r"^def my_conse\(.*?(?=^\S)", source,
+                           re.DOTALL | re.MULTILINE).group(0)
+    space = {"np": np}
+    exec(definition, space)  # noqa: S102 - the notebook's own code
+    for t in (1, 3, 10, 30):
+        assert np.allclose(space["my_conse"](probs, labels, t), conse(probs, labels, t),
+                           atol=1e-6)
+    solution = re.search(r"```python\n(.*?)```", _notebook_cell("photos-14-sol"),
+                         re.DOTALL).group(1)
+    space.update(probs=probs, labels=labels, query_vectors=queries, right=right, nb11=nb11)
+    *body, last = solution.strip().splitlines()
+    exec("\n".join(body), space)  # noqa: S102
+    assert eval(last, space)
+    assert space["answer_4"] == pytest.approx(naive_margins(probs, labels, queries, right),
+                                              abs=1e-6)

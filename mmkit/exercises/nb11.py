@@ -1,14 +1,19 @@
-"""Exercises of notebook 11 (real datasets): the evaluation traps, computed on a run.
+"""Exercises of notebook 11 (real datasets): the evaluation traps, computed on a run, and
+ConSE's number of concepts on real photos.
 
-Each checker recomputes the right answer from the run's score matrix and positives
+Exercises 1-3 recompute the right answer from the run's score matrix and positives
 (:class:`mmkit.methods.evaluate.DirectionRun`), with mmkit's tie rule (score descending,
-ties by gallery position ascending).
+ties by gallery position ascending); exercise 4 from the photos' ImageNet probabilities with
+:func:`mmkit.features.conse.conse`.
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
 from mmkit.exercises import Feedback, close, not_answered, number
+from mmkit.features.conse import conse, top_concepts
 from mmkit.metrics import hit_rate_at_k
 
 
@@ -102,3 +107,113 @@ def check_fold_mean(run_text_image, answer: float | None, n_folds: int = 5) -> F
                                "consecutive folds and score each fold's captions on its own")
     return Feedback(False, "for each fold f: columns f*size:(f+1)*size, the rows whose image "
                            "is in those columns; R@1 per fold, then the mean")
+
+
+# ---------------------------------------------------------------- searching real photos
+#: the numbers of concepts ConSE combines that exercise 4 compares
+TOP_TS = (1, 3, 10, 30)
+
+
+def right_margins(scores: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Per query, how far its right gallery item is ahead: ``scores[q, right[q]]`` minus the
+    best score of any other item (negative when a wrong item wins). ``scores`` float [Q, G],
+    ``right`` int [Q] -> float64 [Q]."""
+    s = np.asarray(scores, np.float64)
+    rows = np.arange(len(s))
+    r = np.asarray(right, np.int64)
+    wrong = s.copy()
+    wrong[rows, r] = -np.inf
+    return s[rows, r] - wrong.max(axis=1)
+
+
+def _conse_scores(probs, label_vectors, query_vectors, t: int) -> np.ndarray:
+    """Cosines float64 [Q, G] of the queries with the photos embedded by ConSE over top t."""
+    return np.asarray(query_vectors, np.float64) @ conse(probs, label_vectors, t).T
+
+
+def conse_margins(probs: np.ndarray, label_vectors: np.ndarray, query_vectors: np.ndarray,
+                  right: np.ndarray, ts: tuple[int, ...] = TOP_TS) -> dict[int, float]:
+    """{T: mean over the queries of :func:`right_margins`} with the photos embedded by ConSE
+    over their top T classes (:func:`mmkit.features.conse.conse`), queries by
+    ``query_vectors`` float [Q, d]; ``probs`` float [G, C], ``label_vectors`` float [C, d],
+    ``right`` int [Q] (the gallery position of each query's photo)."""
+    return {t: float(right_margins(_conse_scores(probs, label_vectors, query_vectors, t),
+                                   right).mean()) for t in ts}
+
+
+def _as_margins(answer) -> dict[int, float] | str:
+    """The learner's {T: margin} with int keys and float values, or why it is not one."""
+    if not isinstance(answer, Mapping):
+        return (f"answer with a dict {{T: mean margin}} for T in {', '.join(map(str, TOP_TS))}, "
+                f"got {type(answer).__name__}")
+    out: dict[int, float] = {}
+    for key, value in answer.items():
+        try:
+            t = int(key)
+        except (TypeError, ValueError):
+            return f"the keys are the values of T ({', '.join(map(str, TOP_TS))}), got {key!r}"
+        v = number(value)
+        if v is None:
+            return f"the mean margin for T={t} must be a number, got {value!r}"
+        out[t] = v
+    missing = [t for t in TOP_TS if t not in out]
+    if missing:
+        return f"your dict has no mean margin for T = {', '.join(map(str, missing))}"
+    return out
+
+
+def _matches(got: dict[int, float], expected: dict[int, float], tol: float = 1e-4) -> bool:
+    return all(close(got[t], expected[t], tol) for t in TOP_TS)
+
+
+def check_top_t(probs: np.ndarray, label_vectors: np.ndarray, query_vectors: np.ndarray,
+                right, answer) -> Feedback:
+    """Exercise 4: how many classes should ConSE combine? ``answer``: {T: the mean margin of
+    the queries} for T in :data:`TOP_TS`, where a query's margin is the cosine of its right
+    photo minus that of the best other photo, the photos embedded by ConSE over their top T
+    classes (no words read). ``probs`` float [G, 1000] class probabilities of the gallery,
+    ``label_vectors`` float [1000, d], ``query_vectors`` float [Q, d], ``right`` int [Q]: the
+    gallery position of each query's photo. Answers within 1e-4 count."""
+    if answer is None:
+        return not_answered()
+    got = _as_margins(answer)
+    if isinstance(got, str):
+        return Feedback(False, got)
+    r = np.asarray(right, np.int64)
+    rows = np.arange(len(r))
+    scores = {t: _conse_scores(probs, label_vectors, query_vectors, t) for t in TOP_TS}
+    margins = {t: right_margins(s, r) for t, s in scores.items()}
+    expected = {t: float(m.mean()) for t, m in margins.items()}
+    if _matches(got, expected):
+        best = max(TOP_TS, key=lambda t: expected[t])
+        others = ", ".join(f"T={t}: {expected[t]:.3f}" for t in TOP_TS if t != best)
+        firsts = ", ".join(str(int((margins[t] > 0).sum())) for t in TOP_TS)
+        return Feedback(True, f"T={best} separates best, mean margin {expected[best]:.3f} "
+                              f"({others}); the right photo is first for {firsts} of the "
+                              f"{len(r)} queries (T = {', '.join(map(str, TOP_TS))})")
+    if _matches(got, {t: float(s[rows, r].mean()) for t, s in scores.items()}):
+        return Feedback(False, "that is the mean cosine of the right photos; subtract, per "
+                               "query, the highest cosine of any other photo")
+    gap = {t: float(np.diff(np.sort(s, axis=1)[:, -2:], axis=1).mean())
+           for t, s in scores.items()}
+    if _matches(got, gap):
+        return Feedback(False, "that is the gap between the first and the second photo, "
+                               "whichever they are; take the right photo's cosine minus the best "
+                               "OTHER photo's (negative when a wrong photo wins)")
+    unweighted = {}
+    for t in TOP_TS:
+        ids, _ = top_concepts(probs, t)
+        v = np.asarray(label_vectors, np.float64)[ids].mean(axis=1)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        unweighted[t] = float(right_margins(np.asarray(query_vectors, np.float64) @ v.T,
+                                            r).mean())
+    if _matches(got, unweighted):
+        return Feedback(False, "you averaged the T label vectors equally; weight each by its "
+                               "class probability")
+    if len({round(got[t], 6) for t in TOP_TS}) == 1:
+        return Feedback(False, "your margins are the same for every T: embed the photos again "
+                               "for each T (ConSE over the T most probable classes)")
+    off = [t for t in TOP_TS if not close(got[t], expected[t], 1e-4)]
+    return Feedback(False, f"T = {', '.join(map(str, off))} off: for each T, scores = "
+                           "query_vectors @ conse_vectors(T).T [Q, G]; margin = scores[q, "
+                           "right[q]] - the highest other score of row q; then the mean")
