@@ -405,6 +405,8 @@ class PretrainedMethod(RetrievalMethod):
                              "in a list")
         if len(texts) == 0:
             raise InputError("embed_texts: no texts given")
+        if len(texts) == 1 and isinstance(texts[0], str) and texts[0] in self._query_vectors:
+            return self._query_vectors[texts[0]][None].copy()   # embedded by query_note
         return self.text_encoder.embed_texts(list(texts), batch_size=self.batch_size)
 
     def embed_audio(self, clips: np.ndarray, sr: int) -> np.ndarray:

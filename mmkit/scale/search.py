@@ -35,11 +35,16 @@ from mmkit.scale import embed as E
 from mmkit.scale.files import load_image
 from mmkit.scale.shards import ShardedIndex
 from mmkit.scale.store import FileEntry, folder_changes, open_store, read_npz, sha256_of
+from mmkit.training import torch_threads
 
 #: below this many indexed images a composed query scores every image exactly
 SCORE_ALL_BELOW = 50_000
 #: candidates per term (times k + offset, at least 200) when the collection is larger
 CANDIDATES_PER_HIT = 10
+#: torch threads while one query is embedded: a single sentence or photo is faster on one
+#: thread than on two busy cores (MiniLM: ~10 ms vs ~500 ms per sentence measured under load;
+#: warm text queries p50 57 ms vs 366 ms, benchmarks/bench_photos.py)
+QUERY_THREADS = 1
 
 
 class FolderIndex:
@@ -358,7 +363,8 @@ def _ocr_words(extras: dict[str, np.ndarray]) -> dict[int, list[str]]:
 
 def search_index(index: FolderIndex, method: Any, terms: list[Term], *, k: int = 10,
                  offset: int = 0, threshold: float | None = None, why: bool = False,
-                 check_files: bool = True) -> dict[str, Any]:
+                 check_files: bool = True, threads: int | None = QUERY_THREADS
+                 ) -> dict[str, Any]:
     """Score the images of ``index`` for a composed query (see the module docstring).
 
     Returns ``{"query": [{"modality", "value", "weight"}], "notes": [...], "results":
@@ -366,7 +372,8 @@ def search_index(index: FolderIndex, method: Any, terms: list[Term], *, k: int =
     "offset", "k", "warnings": [...]}``; results are ranks ``offset .. offset + k - 1`` (score
     descending, then path). ``notes``: one line per text term the method cannot represent
     well (:meth:`~mmkit.methods.base.RetrievalMethod.query_note`). ``check_files``: drop
-    hits whose file is gone and warn when the folder changed since the build.
+    hits whose file is gone and warn when the folder changed since the build. ``threads``:
+    torch threads while the query is embedded (:data:`QUERY_THREADS`; None: leave as is).
     """
     check_terms(terms)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
@@ -375,9 +382,10 @@ def search_index(index: FolderIndex, method: Any, terms: list[Term], *, k: int =
         raise InputError(f"--offset must be a whole number >= 0, got {offset!r}")
     if threshold is not None and not np.isfinite(threshold):
         raise InputError(f"--threshold must be a number, got {threshold!r}")
-    notes = [n for t in terms if t.modality == "text"
-             for n in [method.query_note(t.value)] if n]
-    embedded = [embed_term(method, t, index.spaces) for t in terms]
+    with torch_threads(threads):
+        notes = [n for t in terms if t.modality == "text"
+                 for n in [method.query_note(t.value)] if n]
+        embedded = [embed_term(method, t, index.spaces) for t in terms]
     extras = index.extras()
     ocr = _ocr_words(extras) if hasattr(method, "combine_text_scores") else {}
     want = offset + k
