@@ -1,5 +1,5 @@
 """The ``mmkit`` command: ``demo``, ``world``, ``train``, ``index build|update``, ``search``,
-``duplicates`` and ``eval``.
+``duplicates``, ``serve`` and ``eval``.
 
 Errors in what the user typed or supplied end in one line on stderr and exit status 2.
 """
@@ -20,6 +20,7 @@ from mmkit.errors import MMKitError
 from mmkit.methods import DEFAULT_METHOD, available_methods
 from mmkit.metrics.trec import eval_main
 from mmkit.scale.cli import add_parsers as add_scale_parsers
+from mmkit.serve.cli import add_parser as add_serve_parser
 from mmkit.scoring import EVAL_WORLD
 
 
@@ -170,11 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
 
     scale_commands = add_scale_parsers(sub)   # "index" (build, update), "search", "duplicates"
+    serve = add_serve_parser(sub)
 
     ev = sub.add_parser("eval", help="trec_eval-style evaluation of a run file", add_help=False)
     ev.set_defaults(func=None)
     parser.commands = {"demo": demo, "world": world, "train": train,  # type: ignore[attr-defined]
-                       **scale_commands, "eval": ev}
+                       **scale_commands, "serve": serve, "eval": ev}
     return parser
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ CANDIDATES_PER_HIT = 10
 #: thread than on two busy cores (MiniLM: ~10 ms vs ~500 ms per sentence measured under load;
 #: warm text queries p50 57 ms vs 366 ms, benchmarks/bench_photos.py)
 QUERY_THREADS = 1
+#: how long (s) :meth:`FolderIndex.changes` reuses its look at the images folder
+CHANGES_MAX_AGE = 10.0
 
 
 class FolderIndex:
@@ -61,6 +64,7 @@ class FolderIndex:
         self.entries = [FileEntry.from_row(r) for r in manifest.get("files", [])]
         self._stored: dict[str, tuple[np.ndarray, dict[int, int]]] = {}
         self._extras: dict[str, np.ndarray] | None = None
+        self._changes: tuple[float, dict[str, int]] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> FolderIndex:
@@ -177,9 +181,14 @@ class FolderIndex:
             self._extras = read_npz(self.path / rel, sha, "extras file") if sha else {}
         return self._extras
 
-    def changes(self) -> dict[str, int]:
-        """What changed in the images folder since the build (by file size and time)."""
-        return folder_changes(self.manifest["root"], self.entries)
+    def changes(self, max_age: float = CHANGES_MAX_AGE) -> dict[str, int]:
+        """What changed in the images folder since the build (by file size and time; one
+        ``stat`` per file). A result younger than ``max_age`` seconds is reused, so a server
+        answering many queries looks at the folder at most that often."""
+        now = time.monotonic()
+        if self._changes is None or now - self._changes[0] > max_age:
+            self._changes = (now, folder_changes(self.manifest["root"], self.entries))
+        return dict(self._changes[1])
 
     def paths(self, ids: Any) -> list[str]:
         """File paths (the images folder joined with the relative path) of ids [n] (-1: skipped)."""
