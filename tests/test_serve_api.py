@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 from starlette.requests import Request
@@ -576,3 +577,48 @@ def test_photos_similar_and_upload(photos):
     assert "chelsea.png" not in [h["path"] for h in r["results"]]
     t = c.get("/thumb/0")
     assert max(Image.open(io.BytesIO(t.content)).size) == 256
+
+
+# ====================================================================== heat maps
+def test_heatmap_of_a_text_query_on_the_joint_index(client, service, world):
+    """The page's heat map: the image with the similarity Grad-CAM of the words on top. The
+    map itself is checked against pytorch-grad-cam (GradCAM with a similarity target on the
+    joint model's image tower); the route returns it drawn over the image."""
+    import io
+
+    from PIL import Image
+    from pytorch_grad_cam import GradCAM
+    from test_visual_cnn import _similarity_target_class
+
+    from mmkit.methods.joint import _ImageTower
+    from mmkit.scale.files import load_image
+
+    assert client.get("/api/info").json()["heatmap"] is True
+    method = service.method
+    pixels = load_image(service.image_file(3), 64)[None]
+    query = method.embed_texts(["a red circle"])[0]
+    ours = method.similarity_map(pixels, query)
+    tower = _ImageTower(method.model).eval()
+    x = method.model.image_tensor(pixels)
+    with GradCAM(model=tower, target_layers=[method.model.image.cam_layer]) as cam:
+        ref = cam(input_tensor=x, targets=[_similarity_target_class()(torch.as_tensor(query))])
+    assert ours.shape == ref.shape == (1, 64, 64) and np.abs(ours - ref).max() < 1e-4
+    r = client.get("/heatmap/3", params={"text": "a red circle"})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    drawn = np.asarray(Image.open(io.BytesIO(r.content)))
+    assert drawn.shape == (service.thumb_size, service.thumb_size, 3)
+    again = client.get("/heatmap/3", params={"text": "a red circle"}).content
+    other = client.get("/heatmap/3", params={"text": "a blue square"}).content
+    assert again == r.content and other != r.content
+    for params, code in (({}, 400), ({"text": "a red circle", "k": "3"}, 400)):
+        bad = client.get("/heatmap/3", params=params)
+        assert bad.status_code == code and "\n" not in bad.json()["error"]
+    assert client.get("/heatmap/99999", params={"text": "a"}).status_code == 404
+
+
+@pytest.mark.slow
+def test_no_heatmap_for_a_method_without_one(photos):
+    _, _, c = photos
+    assert c.get("/api/info").json()["heatmap"] is False
+    r = c.get("/heatmap/0", params={"text": "a cat"})
+    assert r.status_code == 400 and "has no similarity heat map" in r.json()["error"]

@@ -70,16 +70,15 @@ def photos(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def server(chromium, photos):
-    """``python -m mmkit serve --port 0`` (a free port); yields its origin
+def _serve(index: Path, workdir: Path, n_images: int):
+    """``python -m mmkit serve --port 0`` (a free port) over ``index``; yields its origin
     ``http://127.0.0.1:P``, read from the line it prints once it listens."""
-    log_path = photos / "server.log"
+    log_path = workdir / "server.log"
     with open(log_path, "wb") as log:  # the child keeps its own copy
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mmkit", "serve", "--index", str(photos / "index"),
-             "--port", "0", "--thumb-dir", str(photos / "thumbs")],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=photos,
+            [sys.executable, "-m", "mmkit", "serve", "--index", str(index),
+             "--port", "0", "--thumb-dir", str(workdir / "thumbs")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
     try:
         deadline = time.monotonic() + 180
@@ -90,7 +89,7 @@ def server(chromium, photos):
                 pytest.fail(f"mmkit serve did not start (exit {proc.poll()}):\n{tail}")
             time.sleep(0.2)
         origin = m.group(1)
-        assert _get_json(origin + "/api/info")["n_images"] == 13
+        assert _get_json(origin + "/api/info")["n_images"] == n_images
         yield origin
     finally:
         proc.terminate()
@@ -102,17 +101,35 @@ def server(chromium, photos):
 
 
 @pytest.fixture(scope="module")
+def server(chromium, photos):
+    yield from _serve(photos / "index", photos, 13)
+
+
+@pytest.fixture(scope="module")
+def world_server(chromium, tmp_path_factory):
+    """The same over a joint index of 40 exported world scenes (a method with heat maps)."""
+    from mmkit.data import World
+    from mmkit.data.export import export_world
+    from mmkit.scale import build_folder_index
+
+    root = tmp_path_factory.mktemp("serve-world")
+    export_world(World(n=40, seed=2), root / "world", progress=False)
+    build_folder_index(root / "world" / "images", root / "index", method="joint",
+                       progress=False, quiet=True)
+    yield from _serve(root / "index", root, 40)
+
+
+@pytest.fixture(scope="module")
 def browser(chromium, tmp_path_factory):
     with Browser.start(tmp_path_factory.mktemp("chromium"), executable=chromium,
                        width=WIDTH, height=HEIGHT) as b:
         yield b
 
 
-@pytest.fixture
-def page(browser, server):
+def _checked_page(browser, origin: str):
     """A page of the browser, its events recorded; checked afterwards: every request went to
-    the server's origin, and the console logged no error (a test that provokes HTTP errors
-    sets ``p.http_errors = True``: the browser logs each 4xx answer as a network error)."""
+    ``origin``, and the console logged no error (a test that provokes HTTP errors sets
+    ``p.http_errors = True``: the browser logs each 4xx answer as a network error)."""
     p = browser.page()
     p.http_errors = False
     for domain in ("Page", "Runtime", "Network", "Log", "DOM"):
@@ -126,14 +143,24 @@ def page(browser, server):
     assert requests, "the page made no request"
     # blob: URLs are the page's own previews of uploaded files (no network); the rest must
     # all go to the server
-    outside = [u for u in requests if not u.startswith((server + "/", f"blob:{server}/"))]
-    assert not outside, f"requests left the origin {server}: {outside}"
+    outside = [u for u in requests if not u.startswith((origin + "/", f"blob:{origin}/"))]
+    assert not outside, f"requests left the origin {origin}: {outside}"
     errors = [e for m, e in p.events
               if m == "Runtime.exceptionThrown"
               or (m == "Runtime.consoleAPICalled" and e.get("type") in ("error", "assert"))
               or (m == "Log.entryAdded" and e["entry"].get("level") == "error"
                   and not (p.http_errors and e["entry"].get("source") == "network"))]
     assert not errors, f"console errors: {errors}"
+
+
+@pytest.fixture
+def page(browser, server):
+    yield from _checked_page(browser, server)
+
+
+@pytest.fixture
+def world_page(browser, world_server):
+    yield from _checked_page(browser, world_server)
 
 
 def _go_back(p) -> None:
@@ -252,3 +279,25 @@ def test_paging_and_notes(page, server):
     _go_back(p)
     p.wait_for("location.search === '?q=democracy&k=12'")
     p.wait_for(RESULTS_SHOWN + " && document.querySelectorAll('#grid li').length === 12")
+
+
+def test_heat_map_of_a_hit(world_page, world_server):
+    """On an index whose method has heat maps (joint), each hit of a text query has a
+    "heat map" button that swaps the thumbnail for the image with the words' heat map."""
+    p = world_page
+    p.goto(world_server + "/?q=a+red+circle&k=12")
+    p.wait_for(RESULTS_SHOWN + " && document.querySelectorAll('#grid .heat').length === 12")
+    first = "document.querySelector('#grid li img')"
+    thumb = p.eval(f"{first}.src")
+    p.click("#grid li .heat")
+    p.wait_for(f"{first}.src.includes('/heatmap/') && {first}.complete"
+               f" && {first}.naturalWidth > 0")
+    assert p.eval(f"{first}.src").endswith("?text=a+red+circle")
+    assert p.eval("document.querySelector('#grid li .heat').getAttribute('aria-pressed')") \
+        == "true"
+    p.click("#grid li .heat")                                   # and back to the photo
+    p.wait_for(f"{first}.src === {json.dumps(thumb)}")
+    # no heat map for a "more like this" query (it has no words)
+    p.goto(world_server + "/?similar=3")
+    p.wait_for(RESULTS_SHOWN)
+    assert p.eval("document.querySelectorAll('#grid .heat').length") == 0

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+from torch import nn
 
 from mmkit import checkpoints
 from mmkit.data.collection import Collection
@@ -20,10 +22,22 @@ from mmkit.data.images import check_images
 from mmkit.data.world import World
 from mmkit.errors import InputError
 from mmkit.features.audio_cnn import world_speech_log_mels
+from mmkit.features.explain import similarity_grad_cam
 from mmkit.methods.base import RetrievalMethod
 
 #: the checkpoints the method loads
 CHECKPOINT, SPEECH_CHECKPOINT = "joint_world", "joint_speech"
+
+
+class _ImageTower(nn.Module):
+    """The joint model's image side as one module (images -> embeddings), for Grad-CAM."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(x)
 
 
 class JointMethod(RetrievalMethod):
@@ -125,6 +139,18 @@ class JointMethod(RetrievalMethod):
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.embed_texts(list(texts))
+
+    def similarity_map(self, images: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Which pixels make each image look like ``query`` (an embedding [d] in the joint
+        space, e.g. a caption's): similarity Grad-CAM (:func:`~mmkit.features.explain.
+        similarity_grad_cam`) on the image tower's last conv stage. uint8 [N, H, W, 3] ->
+        float32 [N, S, S] in [0, 1] (S: the tower's input size, 64)."""
+        model = self.model
+        x = model.image_tensor(check_images(images, name="similarity_map images"))
+        q = torch.as_tensor(np.asarray(query, np.float32).reshape(-1), device=x.device)
+        layer = getattr(model.image, "cam_layer", None) or getattr(
+            getattr(model.image, "backbone", None), "cam_layer", None)
+        return similarity_grad_cam(_ImageTower(model), x, q, layer=layer)
 
     def query_note(self, text: str) -> str | None:
         """One line naming the words of ``text`` outside the world's vocabulary (they become

@@ -13,7 +13,9 @@ Routes (every error is JSON ``{"error": "<one line>"}``; never a traceback):
   file, in order); ``application/x-www-form-urlencoded`` takes the same fields without files):
   :meth:`SearchService.search`;
 - ``GET /api/similar/<id>?k&offset&threshold&why``: :meth:`SearchService.similar`;
-- ``GET /thumb/<id>``: ``image/jpeg``; ``GET /image/<id>``: the original file.
+- ``GET /thumb/<id>``: ``image/jpeg``; ``GET /image/<id>``: the original file;
+- ``GET /heatmap/<id>?text=..&not=..``: ``image/png``, the image with the similarity heat map
+  of the text query on top (:meth:`SearchService.heatmap`; methods with one joint space).
 
 Statuses: 400 a bad parameter or query (an unknown parameter too), 403 a file outside the
 images folder, 404 an unknown id or route, 405 a method a route does not take, 413 an upload
@@ -415,6 +417,15 @@ def create_app(service: SearchService, *, allowed_hosts: Sequence[str] | None = 
                         headers={"Cache-Control": f"max-age={CACHE_SECONDS}",
                                  "X-Content-Type-Options": "nosniff"})
 
+    async def heatmap(request: Request) -> Response:
+        items = _group(request.query_params.multi_items(), ("text", "not"))
+        image_id = _path_id(request.path_params["id"])
+        data = await run_in_threadpool(lambda: service.heatmap(
+            image_id, text=items.get("text", []), not_text=items.get("not", [])))
+        return Response(data, media_type="image/png",
+                        headers={"Cache-Control": f"max-age={CACHE_SECONDS}",
+                                 "X-Content-Type-Options": "nosniff"})
+
     async def image(request: Request) -> Response:
         path = await run_in_threadpool(service.image_file, _path_id(request.path_params["id"]))
         return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix.lower(),
@@ -428,6 +439,7 @@ def create_app(service: SearchService, *, allowed_hosts: Sequence[str] | None = 
         Route("/api/search", _guarded(search), methods=["GET", "POST"]),
         Route("/api/similar/{id}", _guarded(similar), methods=["GET"]),
         Route("/thumb/{id}", _guarded(thumb), methods=["GET"]),
+        Route("/heatmap/{id}", _guarded(heatmap), methods=["GET"]),
         Route("/image/{id}", _guarded(image), methods=["GET"]),
         Mount("/static", app=_Static(directory=static, check_dir=False), name="static"),
     ]

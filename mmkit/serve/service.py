@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -49,6 +50,7 @@ from mmkit.features.cache import cache_dir
 from mmkit.scale.embed import QUERY_MODALITIES
 from mmkit.scale.search import (FolderIndex, Term, load_method, load_query_audio, parse_term,
                                 search_index)
+from mmkit.scale.files import load_image
 from mmkit.scale.store import sha256_of
 
 #: the most hits one request may ask for (``k``)
@@ -190,7 +192,8 @@ class SearchService:
         "n_images" (indexed), "n_files" (listed at build time), "built_at", "root" (the
         images folder), "spaces", "modalities" (query kinds: "text", "image", "audio"),
         "ocr", "why" (hits can be explained), "limits" (one paragraph), "max_upload_bytes",
-        "max_pixels", "thumb_size", "max_k"}``."""
+        "max_pixels", "thumb_size", "max_k", "heatmap" (a text query's similarity heat map
+        is available for each hit)}``."""
         m = self.index.manifest
         with self._lock:
             why = self._can_explain()
@@ -201,7 +204,7 @@ class SearchService:
                 "ocr": bool(m.get("ocr", False)), "why": why,
                 "limits": LIMITS.get(m["method"], f"method {m['method']!r}: no description."),
                 "max_upload_bytes": self.max_upload_bytes, "max_pixels": self.max_pixels,
-                "thumb_size": self.thumb_size, "max_k": MAX_K}
+                "thumb_size": self.thumb_size, "max_k": MAX_K, "heatmap": self.has_heatmap}
 
     def warm_up(self) -> float:
         """Load what the method loads lazily (its models, the stored vectors) with one text
@@ -440,6 +443,42 @@ class SearchService:
             data = buf.getvalue()
             atomic_write_bytes(target, data)
             return data
+
+    # ------------------------------------------------------------------ heat maps
+    @property
+    def has_heatmap(self) -> bool:
+        """Whether the method can say which pixels matched a text (one joint space and a
+        ``similarity_map``: the learned ``joint`` model)."""
+        return self.index.spaces == ["joint"] and hasattr(self.method, "similarity_map") \
+            and "text" in self.modalities
+
+    def heatmap(self, image_id: int, *, text: Sequence[str] = (),
+                not_text: Sequence[str] = ()) -> bytes:
+        """PNG of image ``image_id`` (at the size the method sees it) with the similarity
+        heat map of the text query on top: which pixels make this image match the weighted
+        sum of the query's text vectors (:meth:`mmkit.methods.joint.JointMethod.
+        similarity_map`, similarity Grad-CAM), red = most."""
+        if not self.has_heatmap:
+            raise InputError(f"method {self.index.manifest['method']!r} has no similarity heat "
+                             "map (the joint model has one)")
+        terms = [parse_term("text", t) for t in text if str(t).strip()]
+        terms += [parse_term("text", t, weight=-1.0) for t in not_text if str(t).strip()]
+        if not any(t.weight > 0 for t in terms):
+            raise InputError("a heat map needs a text query (text=...)")
+        path = self.image_file(image_id)
+        size = int(getattr(self.method, "input_size", 64))
+        with self._lock:
+            pixels = load_image(path, size)
+            vecs = np.asarray(self.method.embed_texts([t.value for t in terms]), np.float32)
+            query = (np.array([t.weight for t in terms], np.float32)[:, None] * vecs).sum(0)
+            heat = self.method.similarity_map(pixels[None], query)[0]
+        colours = (matplotlib.colormaps["jet"](heat)[..., :3] * 255).astype(np.float32)
+        blend = (0.5 * pixels.astype(np.float32) + 0.5 * colours).round().astype(np.uint8)
+        im = Image.fromarray(blend).resize((self.thumb_size, self.thumb_size),
+                                           Image.Resampling.NEAREST)
+        buf = io.BytesIO()
+        im.save(buf, "PNG")
+        return buf.getvalue()
 
     def clear_thumbnails(self) -> None:
         """Remove this service's thumbnail cache folder."""

@@ -178,6 +178,25 @@ function hit(r) {
   cap.append(span("score", r.score.toFixed(3)), " ", orig);
   const why = whyText(r.why);
   if (why) cap.append(span("why", why));
+  if (info.heatmap && current.similar == null && terms(current.q).length && !uploads.length) {
+    // which pixels match the words: the server draws the similarity heat map on the image
+    const p = new URLSearchParams();
+    terms(current.q).forEach((t) => p.append("text", t));
+    if (current.not.trim()) p.append("not", current.not.trim());
+    const hm = document.createElement("button");
+    hm.type = "button";
+    hm.className = "heat";
+    hm.textContent = "heat map";
+    hm.title = "Which pixels match the words (similarity Grad-CAM); click again for the photo";
+    hm.setAttribute("aria-pressed", "false");
+    hm.addEventListener("click", () => {
+      const on = img.dataset.heat !== "1";
+      img.src = on ? `/heatmap/${encodeURIComponent(r.id)}?${p}` : r.thumb;
+      img.dataset.heat = on ? "1" : "0";
+      hm.setAttribute("aria-pressed", String(on));
+    });
+    cap.append(" ", hm);
+  }
   li.append(a, cap);
   li.title = why ? `${r.path}\n${why}` : r.path;
   return li;
