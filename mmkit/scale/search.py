@@ -37,6 +37,7 @@ from mmkit.scale.files import load_image
 from mmkit.scale.shards import ShardedIndex
 from mmkit.scale.store import FileEntry, folder_changes, open_store, read_npz, sha256_of
 from mmkit.training import torch_threads
+from mmkit.validate import integer
 
 #: below this many indexed images a composed query scores every image exactly
 SCORE_ALL_BELOW = 50_000
@@ -129,9 +130,10 @@ class FolderIndex:
         if built is not None and fit.get("fingerprint") is not None \
                 and built != fit["fingerprint"]:
             raise InputError(f"--index {self.path}: built with another model of method "
-                             f"{name!r} than the one loaded now (fingerprint {_short(built)} vs "
-                             f"{_short(fit['fingerprint'])}); embeddings would not match: run "
-                             f"'mmkit index update {self.path}' to embed again")
+                             f"{name!r} than the one loaded now (fingerprint "
+                             f"{short_fingerprint(built)} vs "
+                             f"{short_fingerprint(fit['fingerprint'])}); embeddings would not "
+                             f"match: run 'mmkit index update {self.path}' to embed again")
         strip = {k: v for k, v in m["fit"].items() if k != "fingerprint"}
         if strip != {k: v for k, v in fit.items() if k != "fingerprint"}:
             raise InputError(f"--index {self.path}: method {name!r} was fitted differently for "
@@ -199,9 +201,9 @@ class FolderIndex:
         return [self.entries[int(i)].path for i in np.asarray(ids) if i >= 0]
 
 
-def _short(fingerprint: str) -> str:
-    """A fingerprint shortened for a message: each sha256 cut to 12 characters."""
-    return re.sub(r"([0-9a-f]{12})[0-9a-f]{52}", r"\1", fingerprint)
+def short_fingerprint(fingerprint: str) -> str:
+    """A fingerprint shortened for a message or a page: each SHA-256 cut to 12 digits."""
+    return re.sub(r"([0-9a-f]{12})[0-9a-f]{52}", r"\1", str(fingerprint))
 
 
 def load_method(index: FolderIndex, *, model: str | os.PathLike | None = None,
@@ -385,10 +387,8 @@ def search_index(index: FolderIndex, method: Any, terms: list[Term], *, k: int =
     torch threads while the query is embedded (:data:`QUERY_THREADS`; None: leave as is).
     """
     check_terms(terms)
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise InputError(f"-k must be a whole number >= 1, got {k!r}")
-    if not isinstance(offset, (int, np.integer)) or isinstance(offset, bool) or offset < 0:
-        raise InputError(f"--offset must be a whole number >= 0, got {offset!r}")
+    k = integer(k, "-k", low=1)
+    offset = integer(offset, "--offset", low=0)
     if threshold is not None and not np.isfinite(threshold):
         raise InputError(f"--threshold must be a number, got {threshold!r}")
     with torch_threads(threads):
@@ -542,6 +542,7 @@ def search_folder(index: str | os.PathLike | FolderIndex, *, text: str | None = 
     return report
 
 
-__all__ = ["FolderIndex", "Term", "parse_term", "check_terms", "embed_term", "load_method",
+__all__ = ["FolderIndex", "Term", "short_fingerprint", "parse_term", "check_terms",
+           "embed_term", "load_method",
            "load_query_audio", "embed_query", "check_query", "search_index", "search_folder",
            "explain_hit", "copy_hits", "SCORE_ALL_BELOW"]

@@ -20,7 +20,6 @@ chunk of another model never counts as known).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from mmkit._io import atomic_path
+from mmkit.checkpoints import file_sha256
 from mmkit.errors import InputError
 from mmkit.scale.files import list_images
 
@@ -54,13 +54,8 @@ class FileEntry:
         return cls(str(row[0]), str(row[1]), int(row[2]), int(row[3]))
 
 
-def sha256_of(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 (hex) of a file's bytes, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(chunk_size), b""):
-            h.update(chunk)
-    return h.hexdigest()
+#: SHA-256 (hex) of a file's bytes, read in chunks (the kit's one file hash)
+sha256_of = file_sha256
 
 
 def scan_folder(root: str | os.PathLike, previous: list[FileEntry] | None = None,

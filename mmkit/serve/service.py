@@ -49,9 +49,10 @@ from mmkit.errors import InputError
 from mmkit.features.cache import cache_dir
 from mmkit.scale.embed import QUERY_MODALITIES
 from mmkit.scale.search import (FolderIndex, Term, load_method, load_query_audio, parse_term,
-                                search_index)
+                                search_index, short_fingerprint)
 from mmkit.scale.files import load_image
 from mmkit.scale.store import sha256_of
+from mmkit.validate import integer
 
 #: the most hits one request may ask for (``k``)
 MAX_K = 1000
@@ -109,15 +110,8 @@ class Unsupported(InputError):
     """An upload that is not an image or a sound the kit can decode (HTTP 415)."""
 
 
-def _short(fingerprint: str) -> str:
-    """A fingerprint shortened for display: each 64-digit SHA-256 cut to 12 digits."""
-    return re.sub(r"([0-9a-f]{12})[0-9a-f]{52}", r"\1", str(fingerprint))
-
-
 def _positive_int(value: Any, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise InputError(f"{name} must be a whole number >= {low}, got {value!r}")
-    return int(value)
+    return integer(value, name, low=low)
 
 
 def _weight(value: Any, what: str) -> float:
@@ -197,7 +191,8 @@ class SearchService:
         m = self.index.manifest
         with self._lock:
             why = self._can_explain()
-        return {"method": m["method"], "fingerprint": _short(m["fit"].get("fingerprint", "")),
+        return {"method": m["method"],
+                "fingerprint": short_fingerprint(m["fit"].get("fingerprint", "")),
                 "n_images": len(self.index), "n_files": int(m.get("n_files", len(
                     self.index.entries))), "built_at": m.get("built_at"), "root": str(self.root),
                 "spaces": list(self.index.spaces), "modalities": list(self.modalities),
