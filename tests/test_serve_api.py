@@ -622,3 +622,40 @@ def test_no_heatmap_for_a_method_without_one(photos):
     assert c.get("/api/info").json()["heatmap"] is False
     r = c.get("/heatmap/0", params={"text": "a cat"})
     assert r.status_code == 400 and "has no similarity heat map" in r.json()["error"]
+
+
+def test_the_folder_is_watched_off_the_request_path(world, tmp_path):
+    """After warm_up a background thread looks at the images folder; a request reads its
+    latest look (no stat of every file per query), and a deleted file still shows up as a
+    warning within the watch interval."""
+    import time
+
+    root, _ = world
+    svc = SearchService(root / "idx", thumb_dir=tmp_path / "thumbs")
+    try:
+        svc.warm_up()
+        assert svc._watcher is not None and svc._watcher.is_alive()
+        seen = svc.index._changes
+        svc.search(text=["a red circle"], k=3)
+        assert svc.index._changes is seen                      # the request did not look
+        svc.close()
+        svc._watcher.join(timeout=10)
+        assert not svc._watcher.is_alive()
+    finally:
+        svc.close()
+    # a fresh watcher notices a change within its interval
+    svc = SearchService(root / "idx", thumb_dir=tmp_path / "thumbs2")
+    victim = root / "world" / "images" / "000039.png"
+    data = victim.read_bytes()
+    try:
+        svc.watch_folder(interval=0.2)
+        victim.unlink()
+        deadline = time.monotonic() + 10
+        while svc.index._changes[1]["deleted"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert svc.index._changes[1]["deleted"] == 1
+        assert any("1 deleted" in w for w in svc.search(text=["a red circle"], k=3)["warnings"])
+    finally:
+        victim.write_bytes(data)
+        os.utime(victim, ns=(svc.index.entries[39].mtime_ns, svc.index.entries[39].mtime_ns))
+        svc.close()

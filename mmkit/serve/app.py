@@ -522,6 +522,7 @@ def serve(index: str | os.PathLike | FolderIndex | SearchService, host: str = "1
     import uvicorn
 
     sock = bind_socket(host, port)
+    service = None
     try:
         if isinstance(index, SearchService):
             service = index
@@ -546,6 +547,8 @@ def serve(index: str | os.PathLike | FolderIndex | SearchService, host: str = "1
         with contextlib.suppress(KeyboardInterrupt):
             server.run(sockets=[sock])
     finally:
+        if service is not None:
+            service.close()
         sock.close()
 
 
