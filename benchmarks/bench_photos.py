@@ -3,7 +3,9 @@ update, cold and warm query latency, and the CCA baseline stored with its index.
 
     .venv/bin/python benchmarks/bench_photos.py     # --copies 6 --runs 5 --queries 30
 
-1. Indexing (``mmkit index build``, one fresh process per build, peak RSS from ``wait4``): the
+1. Indexing (``mmkit index build``, one fresh process per build; every fresh process is
+   started from a small launcher, which takes its peak RSS from ``wait4``: see
+   ``_common.LAUNCHER``; wall seconds from the launcher): the
    real-photo fixture (``write_photos(tmp, edited=True)``: 78 files, 225 - 1,411 px) and a
    larger folder: the fixture's 78 files plus ``--copies`` copies of each, copy j resized by
    -2j px on each side (distinct bytes: files are keyed by SHA-256, so byte-identical copies
@@ -39,56 +41,17 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-MMKIT = str(BIN / "mmkit") if (BIN / "mmkit").exists() else None
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
+from _common import TEXT_QUERIES, loadavg, median, mmkit_cmd, timed_run
+
 PARTS = ("fixture", "folder", "update", "cold", "warm", "baseline")
-
-TEXT_QUERIES = [
-    "a cat", "a dog", "a cup of coffee", "a rocket launch", "flowers", "a bakery", "a menu",
-    "a horse", "a sports car", "a bridge", "a mountain lake", "a clock", "coins", "a bird",
-    "a boat on the sea", "a pizza", "a red wine glass", "a chessboard", "a castle",
-    "a butterfly", "a train", "a laptop computer", "a guitar", "a tiger", "a strawberry",
-    "a lighthouse", "an umbrella", "a bicycle", "a teapot", "a volcano", "a church",
-    "a bowl of soup", "a penguin", "a snowy street", "a wooden fence", "a fountain pen",
-    "a banana", "a violin", "an aeroplane", "a candle", "a key", "a pumpkin", "a zebra",
-    "a parrot", "a tennis ball", "a steam locomotive", "a mushroom", "a lemon", "a daisy",
-    "a space shuttle",
-]
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def timed_run(cmd: list[str], env: dict | None = None) -> dict:
-    """Run ``cmd`` in a fresh process: wall seconds, peak RSS (MiB, from wait4), return code,
-    stdout and the tail of stderr."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t
-        p.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{stderr[-3000:]}")
-    return {"wall_s": round(wall, 3), "max_rss_mib": round(usage.ru_maxrss / 1024, 1),
-            "stdout": stdout, "stderr_tail": stderr[-500:]}
-
-
-def mmkit_cmd(*args: str) -> list[str]:
-    return [MMKIT, *args] if MMKIT else [sys.executable, "-m", "mmkit", *args]
 
 
 # ------------------------------------------------------------------------- folders
@@ -218,10 +181,6 @@ print(json.dumps({"import_s": t1 - t0, "open_index_s": t2 - t1, "load_method_s":
 """
 
 
-def median(xs: list[float]) -> float:
-    return round(float(np.median(xs)), 3)
-
-
 def cold(index: Path, image_query: Path, runs: int) -> dict:
     """Fresh-process search vs a fresh process that only loads the method, interleaved."""
     res = {"index_files": json.loads((index / "manifest.json").read_text())["n_indexed"],
@@ -330,11 +289,7 @@ def baseline(tmp: Path, runs: int) -> dict:
     b["method_npz_kib"] = round((out / "method.npz").stat().st_size / 1024, 1)
     res["build"] = b
     print("baseline build", b, flush=True)
-    searches = [timed_run(mmkit_cmd("search", "--index", str(out), "--text", "a red circle"))
-                for _ in range(runs)]
-    res["search_s"] = [r["wall_s"] for r in searches]
-    res["search_median_s"] = median(res["search_s"])
-    res["search_max_rss_mib"] = max(r["max_rss_mib"] for r in searches)
+    res.update(common.cold_searches(out, "a red circle", runs))
     breakdown = timed_run([sys.executable, "-c", COLD_BREAKDOWN, str(out), "a red circle",
                            "a blue square"])
     res["cold_search_breakdown_s"] = {k: round(v, 3) for k, v in
@@ -356,47 +311,22 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=None,
                     help="only the first N photos of the fixture (and their edits; for a "
                          "quick check of the script)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=list(PARTS))
-    ap.add_argument("--keep", default=None, metavar="DIR",
-                    help="work in this (new) folder and keep it, instead of a temporary one")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "photos.json"),
-                    help="results file; parts skipped keep their numbers from it")
+    common.add_run_args(ap, PARTS, "photos.json",
+                        "work in this (new) folder and keep it, instead of a temporary one")
     args = ap.parse_args()
     from mmkit.data.photos import PHOTOS, write_photos
 
-    path = Path(args.out)
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    out = {p: old[p] for p in PARTS if p in old and p in args.skip}
-    t_start = time.perf_counter()
     header = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpus": os.cpu_count(),
               "load_average_at_start": loadavg(), "copies": args.copies, "runs": args.runs,
               "queries": args.queries, "photos": args.photos, "skipped": args.skip}
-    if args.keep:
-        tmp_ctx = None
-        tmp = Path(args.keep)
-        tmp.mkdir(parents=True)
-    else:
-        tmp_ctx = tempfile.TemporaryDirectory()
-        tmp = Path(tmp_ctx.name)
-    runs = dict(old.get("runs", {}))
-
-    def save(part: str) -> None:
-        """Write the results so far (after every part: a later failure keeps them)."""
-        header.update(load_average_now=loadavg(),
-                      elapsed_s=round(time.perf_counter() - t_start, 1))
-        runs[part] = dict(header)
-        path.parent.mkdir(exist_ok=True, parents=True)
-        path.write_text(json.dumps({"runs": runs, **{p: out[p] for p in PARTS if p in out}},
-                                   indent=1) + "\n")
-
-    try:
+    results = common.Results(args.out, PARTS, args.skip, header)
+    with common.workdir(args.keep, exist_ok=False) as tmp:
         fixture = tmp / "fixture"
         write_photos(fixture, edited=True,
                      names=None if args.photos is None else list(PHOTOS)[:args.photos])
         main_index = None
         if "fixture" not in args.skip:
-            out["fixture"] = indexing(fixture, tmp, "fixture")
-            save("fixture")
+            results.add("fixture", indexing(fixture, tmp, "fixture"))
             main_index = (fixture, tmp / "idx-fixture-ocr")
         if "folder" not in args.skip:
             folder = tmp / "folder"
@@ -405,32 +335,23 @@ def main() -> None:
             for j in range(1, args.copies + 1):
                 write_variants(fixture, folder / f"copy{j}", 2 * j)
             write_s = round(time.perf_counter() - t, 1)
-            out["folder"] = {"copies": args.copies, "write_s": write_s,
-                             **indexing(folder, tmp, "folder")}
-            save("folder")
+            results.add("folder", {"copies": args.copies, "write_s": write_s,
+                                   **indexing(folder, tmp, "folder")})
             main_index = (folder, tmp / "idx-folder-ocr")
         if main_index is None and ({"update", "cold", "warm"} - set(args.skip)):
             main_index = (fixture, tmp / "idx-fixture-ocr")
             build(fixture, main_index[1], ocr=True)
         if "update" not in args.skip:
-            out["update"] = update(main_index[0], main_index[1], fixture)
-            save("update")
+            results.add("update", update(main_index[0], main_index[1], fixture))
         if "cold" not in args.skip:
             query = fixture / "chelsea.png"
             query = query if query.is_file() else fixture / image_files(fixture)[0]
-            out["cold"] = cold(main_index[1], query, args.runs)
-            save("cold")
+            results.add("cold", cold(main_index[1], query, args.runs))
         if "warm" not in args.skip:
-            out["warm"] = warm(main_index[1], args.queries)
-            save("warm")
+            results.add("warm", warm(main_index[1], args.queries))
         if "baseline" not in args.skip:
-            out["baseline"] = baseline(tmp, max(1, args.runs // 2 + 1))
-            save("baseline")
-    finally:
-        if tmp_ctx is not None:
-            tmp_ctx.cleanup()
-    print(f"wrote {path} ({round(time.perf_counter() - t_start, 1)} s, load average "
-          f"{loadavg()})")
+            results.add("baseline", baseline(tmp, max(1, args.runs // 2 + 1)))
+    results.done()
 
 
 if __name__ == "__main__":
