@@ -336,24 +336,14 @@ def embed_term(method: Any, term: Term, spaces: list[str]) -> tuple[str, np.ndar
 
 
 def embed_query(method: Any, *, text: str | None = None, image: str | None = None,
-                audio: str | None = None, input_size: int = 64) -> tuple[str, np.ndarray]:
-    """(modality, float32 [1, d]) for exactly one of a text, an image file, a sound file."""
-    given = [(m, v) for m, v in (("text", text), ("image", image), ("audio", audio))
-             if v is not None]
-    if len(given) != 1:
-        raise InputError("give exactly one query: --text, --image or --audio")
-    modality, value = given[0]
-    if modality == "text":
-        if not str(value).strip():
-            raise InputError("--text: the query text is empty")
-        return modality, np.asarray(method.embed_texts([str(value)]), np.float32)
-    if modality == "image":
-        pixels = load_image(value, input_size)
-        return modality, np.asarray(method.embed_images(pixels[None], partner="image"),
-                                    np.float32)
-    sr = int(getattr(method, "sample_rate", 16000))
-    return modality, np.asarray(method.embed_audio(load_query_audio(value, sr)[None], sr),
-                                np.float32)
+                audio: str | None = None) -> tuple[str, np.ndarray]:
+    """(modality, float32 [1, d]) for exactly one of a text, an image file, a sound file:
+    :func:`embed_term` of that one term, in the space the method makes for its modality."""
+    check_query(text=text, image=image, audio=audio)
+    modality = "text" if text is not None else "image" if image is not None else "audio"
+    term = Term(modality, str(text if text is not None else image or audio))
+    _, vector, _ = embed_term(method, term, E.spaces_of(method))
+    return modality, vector[None]
 
 
 def check_query(*, text: str | None = None, image: str | None = None,
