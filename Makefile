@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-fast notebooks world bench clean install
+.PHONY: demo test test-fast notebooks course-time world bench clean install
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ notebooks: install   ## re-run every notebook in place (commit the outputs)
 	for nb in notebooks/*.ipynb; do \
 	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; done
+
+course-time: install   ## every notebook from an empty cache, timed (results in benchmarks/)
+	$(PY) benchmarks/bench_course.py
 
 world: install
 	$(VENV)/bin/mmkit world --out data/world --n 1000

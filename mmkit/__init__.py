@@ -41,6 +41,8 @@ Applications
     ``mmkit.fusion``       late, early, gated and graph fusion; composed queries
     ``mmkit.scale``        folder indexes (incremental, verified; local or Ray),
                            ``mmkit search`` (composed queries), ``mmkit duplicates``
+    ``mmkit.challenges``   the open challenges, measured: cross-domain, class imbalance,
+                           fine-grained, multi-task, explanations, compact models
 
 On top
     ``mmkit.exercises``    checkers for the notebooks' exercises
@@ -68,10 +70,11 @@ from mmkit._version import __version__  # noqa: E402
 SUBMODULES: tuple[str, ...] = (
     "errors", "validate", "data", "metrics", "index", "losses", "miners", "checkpoints",
     "training", "viz", "features", "scoring", "configs", "encoders", "methods", "align",
-    "fusion", "scale", "exercises", "demo", "serve", "cli")
+    "fusion", "scale", "challenges", "exercises", "demo", "serve", "cli")
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers and IDEs
-    from mmkit import (align, checkpoints, cli, configs, data, demo, encoders,  # noqa: F401
+    from mmkit import (align, challenges, checkpoints, cli, configs, data, demo,  # noqa: F401
+                       encoders,
                        errors, exercises, features, fusion, index, losses, methods, metrics,
                        miners, scale, scoring, serve, training, validate, viz)
 

@@ -43,7 +43,10 @@ SPEC_MODULES: tuple[str, ...] = ("mmkit.features.visual_cnn", "mmkit.features.wo
                                  "mmkit.features.audio_cnn", "mmkit.encoders.metric_learning",
                                  "mmkit.encoders.joint_training",
                                  "mmkit.encoders.speech_training",
-                                 "mmkit.encoders.clip.training")
+                                 "mmkit.encoders.clip.training",
+                                 "mmkit.challenges.cross_domain", "mmkit.challenges.imbalance",
+                                 "mmkit.challenges.fine_grained", "mmkit.challenges.multitask",
+                                 "mmkit.challenges.compact")
 
 
 @dataclass

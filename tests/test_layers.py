@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmkit.features", "mmkit.scoring", "mmkit.configs"),
     ("mmkit.encoders",),
     ("mmkit.methods",),
-    ("mmkit.align", "mmkit.fusion", "mmkit.scale"),
+    ("mmkit.align", "mmkit.fusion", "mmkit.scale", "mmkit.challenges"),
     ("mmkit.exercises", "mmkit.demo", "mmkit.serve", "mmkit.cli", "mmkit.__main__"),
 )
 

@@ -337,11 +337,18 @@ class World(CollectionBase):
     def __len__(self) -> int:
         return self.config.n
 
-    def render(self, i: int) -> np.ndarray:
-        """Image ``i`` as uint8 [H, W, 3] (rendered now, not cached)."""
+    def render(self, i: int, style: int | None = None) -> np.ndarray:
+        """Image ``i`` as uint8 [H, W, 3] (rendered now, not cached). ``style`` (an index into
+        ``vocab.STYLES``) draws the same scene (objects, background, pixel noise) in another
+        style; ``None``: the scene's own."""
         cfg = self.config
+        if style is None:
+            style = int(self.styles[i])
+        elif not (is_integer(style) and 0 <= int(style) < len(V.STYLES)):
+            raise InputError(f"render: style must be 0-{len(V.STYLES) - 1} "
+                             f"({', '.join(V.STYLES)}), got {style!r}")
         return render_scene(self.objects[i], self.xy[i], self.rotation[i], self.tint[i],
-                            int(self.n_objects[i]), int(self.styles[i]), int(self.words[i]),
+                            int(self.n_objects[i]), int(style), int(self.words[i]),
                             float(self.word_x[i]), self.backgrounds[i], cfg.image_size,
                             _rng(cfg.seed, _S_PIXELS, i), cfg.noise)
 
