@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-fast notebooks course-time world bench clean install
+.PHONY: demo lab test test-fast notebooks course-time world bench clean install
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ install: $(VENV)/.installed
 
 demo: install
 	$(VENV)/bin/mmkit demo
+
+# the course in JupyterLab, offline, opened on notebook 00 (Ctrl+C stops it)
+lab: install
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,) \
+	  notebooks/00_quickstart.ipynb
 
 # the whole suite: unit tests, then every notebook re-executed by nbval
 test: install

@@ -9,7 +9,7 @@ from sklearn.metrics import average_precision_score
 
 from mmkit.challenges.data import render_styled, scene_set, style_augment, style_index
 from mmkit.challenges.evaluate import class_retrieval, per_class
-from mmkit.challenges.model import N_ATTRIBUTES, N_CLASSES, ChallengeNet
+from mmkit.challenges.model import CLASS_ATTRIBUTES, N_ATTRIBUTES, N_CLASSES, ChallengeNet
 from mmkit.challenges.training import (ChallengeConfig, build_challenge, challenge_spec,
                                        class_prior, sample_batches, step_loss)
 from mmkit.data import World, WorldConfig
@@ -167,7 +167,8 @@ def test_model_shapes_and_attribute_embedding():
     z = plain.embed_images(imgs)
     assert z.shape == (3, 8) and np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
     aware = ChallengeNet(width=4, dim=8, embed_attributes=1.0)
-    assert aware.embed_images(imgs).shape == (3, 8 + N_ATTRIBUTES)
+    assert CLASS_ATTRIBUTES == 22
+    assert aware.embed_images(imgs).shape == (3, 8 + CLASS_ATTRIBUTES)
     assert plain.predict(imgs, "style").shape == (3, 3)
     assert plain.predict(imgs, "proxy").shape == (3, N_CLASSES)
     with pytest.raises(InputError):

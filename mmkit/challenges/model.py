@@ -4,8 +4,9 @@ projection into the retrieval space, and the heads the challenges switch on.
 ``x`` uint8 [N, H, W, 3] -> :meth:`ChallengeNet.features` [N, F] (F = 4 x width) ->
 
 - :meth:`ChallengeNet.forward`: the L2-normalised retrieval embedding [N, dim] (with
-  ``embed_attributes > 0``: the projection and the predicted attribute probabilities
-  scaled by it, concatenated, then normalised: an attribute-aware embedding [N, dim + A]);
+  ``embed_attributes > 0``: the projection and the predicted probabilities of the class
+  attributes (shape, colour, texture; :data:`CLASS_ATTRIBUTES` columns) scaled by it,
+  concatenated, then normalised: an attribute-aware embedding [N, dim + 22]);
 - ``proxies`` [C, dim]: one learned vector per class for the normalised-softmax retrieval
   loss (cosine logits, as a classifier whose weights are unit vectors);
 - ``class_head`` [F -> C], ``attribute_head`` [F -> A]: the auxiliary tasks of multi-task
@@ -29,6 +30,9 @@ from mmkit.data.images import check_images
 N_CLASSES = V.N_CLASSES
 #: one-hot attribute columns of the main object (``World.attributes``)
 N_ATTRIBUTES = sum(len(V.ATTRIBUTE_VALUES[a]) for a in V.ATTRIBUTES)
+#: the columns that define a class (shape, colour, texture: the first 22); size and position
+#: say nothing about the class, so the attribute-aware embedding leaves them out
+CLASS_ATTRIBUTES = sum(len(V.ATTRIBUTE_VALUES[a]) for a in ("shape", "colour", "texture"))
 N_STYLES = len(V.STYLES)
 
 
@@ -81,10 +85,10 @@ class ChallengeNet(nn.Module):
 
     def embed(self, feats: torch.Tensor) -> torch.Tensor:
         """Pooled features [N, F] -> unit-length retrieval embedding [N, dim] (or
-        [N, dim + A] with ``embed_attributes``)."""
+        [N, dim + CLASS_ATTRIBUTES] with ``embed_attributes``)."""
         z = F.normalize(self.project(feats), dim=1)
         if self.embed_attributes > 0:
-            attrs = torch.sigmoid(self.attribute_head(feats))
+            attrs = torch.sigmoid(self.attribute_head(feats)[:, :CLASS_ATTRIBUTES])
             z = torch.cat([z, self.embed_attributes * F.normalize(attrs, dim=1)], dim=1)
             z = F.normalize(z, dim=1)
         return z
