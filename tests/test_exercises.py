@@ -4,8 +4,8 @@ Every expected answer is derived here independently of the code the checker call
 "fits fully" is a naive per-(caption, image) predicate written from the rules in the
 docstring of mmkit.data.relevance and read from the world's raw arrays (not
 ``caption_relevance``); the oracle's R@1 is a closed form checked against exhaustive
-enumeration of tie orders and a Monte-Carlo simulation (not ``oracle_hit_rate``); the pitch
-attribute is found by measuring the pitch of synthesised clips.
+enumeration of tie orders and a Monte-Carlo simulation (not ``oracle_hit_rate``); the colour
+of the lowest note is found by measuring the pitch of synthesised clips.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def test_feedback_prints_one_line():
     assert bool(fb) and str(fb) == "correct: well done"
     bad = Feedback(False, "try again")
     assert not bad and str(bad) == "not yet: try again" and "\n" not in str(bad)
-    assert not nb00.check_pitch_attribute(None)
-    assert "no answer yet" in str(nb00.check_pitch_attribute(None))
+    assert not nb00.check_lowest_note(None)
+    assert "no answer yet" in str(nb00.check_lowest_note(None))
 
 
 def test_naive_predicate_sees_every_clause(small_world):
@@ -195,7 +195,7 @@ def test_oracle_r1_on_the_test_split(small_world):
     assert not nb00.check_oracle_r1(w, np.array(test), None)
 
 
-# -------------------------------------------------------- exercise 3: pitch attribute
+# -------------------------------------------------------- exercise 3: the lowest note
 _SR = 16000
 
 
@@ -221,29 +221,26 @@ def _semitones(f1: float, f2: float) -> float:
     return abs(12 * math.log2(f1 / f2))
 
 
-def test_pitch_attribute_by_listening():
-    """Vary one attribute at a time and measure the pitch: the attribute that moves it is
-    the answer, every other one is a wrong answer."""
-    moves: dict[str, bool] = {}
-    keeps: dict[str, bool] = {}
-    for base in ((0, 0, 0, 1, 1), (4, 5, 2, 2, 0), (3, 9, 3, 0, 2)):  # shape, colour, ...
-        for a, name in enumerate(V.ATTRIBUTES):
-            pitches = []
-            for v in range(len(V.ATTRIBUTE_VALUES[name])):
-                attrs = list(base)
-                attrs[a] = v
-                x = (v + 0.5) / 3 if name == "hpos" else 0.5
-                pitches.append(_pitch(_clip(tuple(attrs), x)))
-            gaps = [_semitones(p, q) for p, q in itertools.combinations(pitches, 2)]
-            moves[name] = moves.get(name, True) and min(gaps) > 1.0
-            keeps[name] = keeps.get(name, True) and max(gaps) < 0.5
-    pitch_attrs = [n for n in V.ATTRIBUTES if moves[n]]
-    assert len(pitch_attrs) == 1
-    assert all(keeps[n] for n in V.ATTRIBUTES if n not in pitch_attrs), keeps
-    answer = pitch_attrs[0]
-    assert nb00.check_pitch_attribute(answer)
-    assert nb00.check_pitch_attribute(f" {answer.upper()} ")
-    assert nb00.check_pitch_attribute(answer.replace("colour", "Color"))  # US spelling
-    for wrong in [n for n in V.ATTRIBUTES if n != answer] + ["pitch", "loudness", ""]:
-        fb = nb00.check_pitch_attribute(wrong)
-        assert not fb and "listen" in str(fb), wrong
+def test_lowest_note_by_listening():
+    """Synthesise one clean note per colour (a circle, the purest tone, and a diamond, whose
+    2nd harmonic is the strongest) and measure its pitch: the colour of the lowest note is
+    the answer, every other colour a wrong one."""
+    lowest = set()
+    for shape in (0, 3):
+        pitches = {c: _pitch(_clip((shape, k, 0, 1, 1), 0.5)) for k, c in enumerate(V.COLOURS)}
+        ordered = sorted(pitches, key=pitches.get)
+        assert _semitones(pitches[ordered[1]], pitches[ordered[0]]) > 1.0, pitches
+        lowest.add(ordered[0])
+    assert len(lowest) == 1
+    answer = ordered[0]
+    fb = nb00.check_lowest_note(answer)
+    assert fb and answer in str(fb)
+    assert nb00.check_lowest_note(f" {answer.upper()} ")
+    for wrong in ordered[1:]:
+        fb = nb00.check_lowest_note(wrong)
+        assert not fb and ("semitones above" in str(fb) or "highest" in str(fb)), wrong
+    assert "highest" in str(nb00.check_lowest_note(ordered[-1]))
+    assert nb00.check_lowest_note("grey").correct is (answer == "gray")
+    for nonsense in ("mauve", "colour", "", 3):
+        fb = nb00.check_lowest_note(nonsense)
+        assert not fb and "not a colour" in str(fb), nonsense

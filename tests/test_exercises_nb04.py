@@ -64,18 +64,37 @@ def test_infonce_bad_input():
         nb04.infonce_value(SIM, 0.0)
 
 
-def test_fraction_of_ceiling_checker():
-    value, ceiling, oracle = 0.3, 0.6, 0.5
-    assert not nb04.check_fraction_of_ceiling(value, ceiling, None, oracle)
-    assert nb04.check_fraction_of_ceiling(value, ceiling, 0.5, oracle)
-    wrong_ref = nb04.check_fraction_of_ceiling(value, ceiling, value / oracle, oracle)
+def naive_captions_to_fraction(r1, ceiling, n, fraction=0.75):
+    """Plain loop: add one hit at a time until R@1 reaches the fraction of the ceiling."""
+    hits = round(r1 * n)
+    more = 0
+    while (hits + more) / n < fraction * ceiling:
+        more += 1
+    return more
+
+
+def test_captions_to_fraction_checker():
+    r1, ceiling, oracle, n = 0.317, 0.608, 0.525, 2205
+    expected = naive_captions_to_fraction(r1, ceiling, n)
+    assert nb04.captions_to_fraction(r1, ceiling, n) == expected
+    assert not nb04.check_captions_to_fraction(r1, ceiling, n, None, oracle_r1=oracle)
+    ok = nb04.check_captions_to_fraction(r1, ceiling, n, expected, oracle_r1=oracle)
+    assert ok and f"{expected} more" in ok.message
+    assert nb04.check_captions_to_fraction(r1, ceiling, n, np.int64(expected))
+    assert nb04.check_captions_to_fraction(r1, ceiling, n, float(expected))
+    total = nb04.check_captions_to_fraction(r1, ceiling, n, expected + round(r1 * n))
+    assert not total and "subtract" in total.message
+    short = nb04.check_captions_to_fraction(r1, ceiling, n, expected - 1)
+    assert not short and "round up" in short.message
+    by_oracle = naive_captions_to_fraction(r1, oracle, n)
+    wrong_ref = nb04.check_captions_to_fraction(r1, ceiling, n, by_oracle, oracle_r1=oracle)
     assert not wrong_ref and "oracle" in wrong_ref.message
-    pct = nb04.check_fraction_of_ceiling(value, ceiling, 50.0, oracle)
-    assert not pct and "percentage" in pct.message
-    assert not nb04.check_fraction_of_ceiling(value, ceiling, 0.6, oracle)
-    assert not nb04.check_fraction_of_ceiling(value, ceiling, "half", oracle)
+    assert not nb04.check_captions_to_fraction(r1, ceiling, n, 0.75 * ceiling - r1)
+    assert not nb04.check_captions_to_fraction(r1, ceiling, n, "many")
+    assert not nb04.check_captions_to_fraction(r1, ceiling, n, expected + 5)
+    assert nb04.check_captions_to_fraction(0.5, 0.6, 100, 0)       # already above 0.75
     with pytest.raises(InputError):
-        nb04.check_fraction_of_ceiling(value, 0.0, 0.5)
+        nb04.check_captions_to_fraction(r1, 0.0, n, 3)
 
 
 @pytest.fixture(scope="module")
@@ -137,18 +156,41 @@ def naive_gap(img, txt):
     return math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b)))
 
 
-def test_modality_gap_checker():
+def test_modality_gap_is_the_naive_one():
     rng = np.random.default_rng(0)
     img = rng.normal(size=(30, 8)) + 1.5
     txt = rng.normal(size=(50, 8)) * 3
-    expected = naive_gap(img.tolist(), txt.tolist())
-    assert nb04.modality_gap(img, txt) == pytest.approx(expected, abs=1e-12)
-    assert not nb04.check_modality_gap(img, txt, None)
-    assert nb04.check_modality_gap(img, txt, expected)
-    raw = nb04.check_modality_gap(img, txt, float(np.linalg.norm(img.mean(0) - txt.mean(0))))
-    assert not raw and "normalise" in raw.message
-    sq = nb04.check_modality_gap(img, txt, expected ** 2)
-    assert not sq and "squared" in sq.message
-    assert not nb04.check_modality_gap(img, txt, expected + 0.05)
+    assert nb04.modality_gap(img, txt) == pytest.approx(naive_gap(img.tolist(), txt.tolist()),
+                                                         abs=1e-12)
     with pytest.raises(InputError):
         nb04.modality_gap(img, txt[:, :4])
+
+
+def test_voice_gap_checker(world):
+    rng = np.random.default_rng(1)
+    images = world.indices("test")
+    captions = world.caption_indices(images)
+    img = rng.normal(size=(len(images), 8)) + 1.5
+    speakers = [world.speaker_of(int(j)) for j in captions]
+    speech = rng.normal(size=(len(captions), 8)) * 2 + np.array(speakers)[:, None] * 0.3
+    voice = speakers[0]
+    mine = [row for row, v in zip(speech.tolist(), speakers) if v == voice]
+    expected = naive_gap(img.tolist(), mine)
+    assert not nb04.check_voice_gap(world, captions, img, speech, voice, None)
+    ok = nb04.check_voice_gap(world, captions, img, speech, voice, expected)
+    assert ok and f"{expected:.3f}" in ok.message
+    every = nb04.check_voice_gap(world, captions, img, speech, voice,
+                                 naive_gap(img.tolist(), speech.tolist()))
+    assert not every and "all voices" in every.message
+    other = next(v for v in speakers if v != voice)
+    theirs = naive_gap(img.tolist(), [r for r, v in zip(speech.tolist(), speakers) if v == other])
+    wrong_voice = nb04.check_voice_gap(world, captions, img, speech, voice, theirs)
+    assert not wrong_voice and f"voice {other}" in wrong_voice.message
+    b = np.array(mine)
+    raw = nb04.check_voice_gap(world, captions, img, speech, voice,
+                               float(np.linalg.norm(img.mean(0) - b.mean(0))))
+    assert not raw and "normalise" in raw.message
+    assert not nb04.check_voice_gap(world, captions, img, speech, voice, expected + 0.05)
+    assert not nb04.check_voice_gap(world, captions, img, speech, voice, "far")
+    with pytest.raises(InputError):
+        nb04.check_voice_gap(world, captions, img, speech[:-1], voice, expected)

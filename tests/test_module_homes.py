@@ -72,7 +72,10 @@ def test_each_checkpoint_is_registered_once_by_the_module_that_defines_it():
         for name, spec in importlib.import_module(module).CHECKPOINTS.items():
             assert name not in seen, f"{name} registered by {seen.get(name)} and {module}"
             seen[name] = module
-            assert spec.train.__module__ == module, (name, spec.train.__module__)
+            # the trainer lives in the registering module, or is the shared loop of its
+            # package (mmkit.challenges.training trains every challenge model)
+            shared = module.rsplit(".", 1)[0] + ".training"
+            assert spec.train.__module__ in (module, shared), (name, spec.train.__module__)
     assert {"word2vec_world", "gru_text", "lstm_text", "metric_world_cnn"} <= set(seen)
     assert seen["word2vec_world"] == "mmkit.features.word2vec"
     assert seen["metric_world_cnn"] == "mmkit.encoders.metric_learning"

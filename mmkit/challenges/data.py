@@ -89,7 +89,10 @@ def scene_set(world: World, indices: np.ndarray, style: int | str | None = None)
     cached images) or all re-rendered in ``style``."""
     idx = np.asarray(indices, np.int64)
     if style is None:
-        images = world.images[idx]
+        if "images" in world.__dict__ or not len(idx):      # the world's rendered images
+            images = world.images[idx]
+        else:                                                # else draw only these scenes
+            images = np.stack([world.render(int(i)) for i in idx])
         styles = world.styles[idx].astype(np.int64)
     else:
         images = render_styled(world, idx, style)

@@ -153,9 +153,15 @@ _NEAR_TEXTURE = {"plain": "dotted", "dotted": "plain", "striped": "checkered",
 N_CLASSES = 64
 
 
-def _make_classes(n_classes: int = N_CLASSES, seed: int = 20261126) -> tuple[WorldClass, ...]:
+#: which attribute a sibling class changes, by the construction step that made it
+_SIBLING_ATTRIBUTE = ("shape", "colour", "texture")
+
+
+def _class_table(n_classes: int = N_CLASSES, seed: int = 20261126
+                 ) -> tuple[tuple[WorldClass, ...], tuple[tuple[int, int, str], ...]]:
     """Pick ``n_classes`` (shape, colour, texture) triples: half base classes, half siblings
-    of a base class differing in exactly one subtle attribute (as in CUB-200's close species)."""
+    of a base class differing in exactly one subtle attribute (as in CUB-200's close species).
+    Returns the classes and the sibling pairs ``(base, sibling, attribute)`` as they were made."""
     rng = np.random.default_rng(seed)
     combos: list[tuple[int, int, int]] = []
     taken: set[tuple[int, int, int]] = set()
@@ -167,6 +173,7 @@ def _make_classes(n_classes: int = N_CLASSES, seed: int = 20261126) -> tuple[Wor
             taken.add(c)
             combos.append(c)
     bases = list(combos)
+    pairs: list[tuple[int, int, str]] = []
     i = 0
     while len(combos) < n_classes:
         s, c, t = bases[i % len(bases)]
@@ -180,13 +187,23 @@ def _make_classes(n_classes: int = N_CLASSES, seed: int = 20261126) -> tuple[Wor
         if sib not in taken:
             taken.add(sib)
             combos.append(sib)
+            pairs.append((i % len(bases), len(combos) - 1, _SIBLING_ATTRIBUTE[which]))
         i += 1
         if i > 50 * n_classes:  # pragma: no cover - cannot happen with the tables above
             raise RuntimeError("could not build the class table")
-    return tuple(WorldClass(k, *combo) for k, combo in enumerate(combos))
+    return tuple(WorldClass(k, *combo) for k, combo in enumerate(combos)), tuple(pairs)
 
 
-CLASSES: tuple[WorldClass, ...] = _make_classes()
+def _make_classes(n_classes: int = N_CLASSES, seed: int = 20261126) -> tuple[WorldClass, ...]:
+    """The class table of :func:`_class_table` (without its sibling pairs)."""
+    return _class_table(n_classes, seed)[0]
+
+
+CLASSES, SIBLING_PAIRS = _class_table()
+#: ``(base, sibling, attribute)`` for each of the 32 sibling classes, as the table made them
+#: (a class can also differ by one attribute from a class it was not made from:
+#: :func:`fine_grained_pairs` lists every such pair)
+SIBLING_PAIRS: tuple[tuple[int, int, str], ...]
 
 
 def fine_grained_pairs() -> list[tuple[int, int, str]]:

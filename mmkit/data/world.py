@@ -147,6 +147,13 @@ def class_frequencies(n_classes: int, imbalance: float, seed: int) -> np.ndarray
     return p / p.sum()
 
 
+def draw_labels(n: int, seed: int, imbalance: float = 1.0) -> np.ndarray:
+    """The class of each of the ``n`` scenes of ``World(n=n, seed=seed, imbalance=imbalance)``:
+    int [n], drawn exactly as the world draws them, without building the world."""
+    freq = class_frequencies(V.N_CLASSES, imbalance, seed)
+    return _rng(seed, _S_LABELS, 1).choice(V.N_CLASSES, size=n, p=freq)
+
+
 def _place(rng: np.random.Generator, sizes: list[int], y_max: float) -> list[tuple[float, float]]:
     """Non-overlapping centres in [0,1]^2 for objects of the given sizes (largest first)."""
     placed: list[tuple[float, float, float]] = []
@@ -203,9 +210,8 @@ class World(CollectionBase):
     def _build_scenes(self) -> None:
         cfg = self.config
         n, k = cfg.n, cfg.max_objects
-        freq = class_frequencies(V.N_CLASSES, cfg.imbalance, cfg.seed)
-        self.class_probs = freq
-        self.labels = _rng(cfg.seed, _S_LABELS, 1).choice(V.N_CLASSES, size=n, p=freq)
+        self.class_probs = class_frequencies(V.N_CLASSES, cfg.imbalance, cfg.seed)
+        self.labels = draw_labels(n, cfg.seed, cfg.imbalance)
         self.objects = np.full((n, k, 5), -1, np.int16)
         self.xy = np.zeros((n, k, 2), np.float32)
         self.rotation = np.zeros((n, k), np.float32)

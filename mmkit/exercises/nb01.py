@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from skimage.color import rgb2hsv
 
 from mmkit.exercises import Feedback, close, not_answered
 from mmkit.features.visual import spatial_pyramid, to_rgb_uint8
@@ -86,3 +87,42 @@ def check_style_map(scores: np.ndarray, positives: np.ndarray, styles: np.ndarra
                                "queries of this style")
     return Feedback(False, "average the per-query average precision "
                            "(mmkit.metrics.average_precision) over the rows of this style")
+
+
+# ------------------------------------------------------------------ worked solutions
+def solution_cell_histogram(image: np.ndarray, level: int = 2, row: int = 1, col: int = 0,
+                            bins: tuple[int, int, int] = (8, 3, 3)) -> np.ndarray:
+    """Exercise 1. Call with ``images[k]`` (the defaults are the bottom-left cell of the
+    2 x 2 level). Cut the cell, convert it to HSV in [0, 1], give every pixel its bin
+    (h_bin * S + s_bin) * V + v_bin and count with np.bincount, then divide by the pixels."""
+    h, w = image.shape[:2]
+    cell = image[row * h // level:(row + 1) * h // level, col * w // level:(col + 1) * w // level]
+    hsv = rgb2hsv(cell)                                            # [h, w, 3] in [0, 1]
+    H, S, V = bins
+    h_bin = np.minimum((hsv[..., 0] * H).astype(int), H - 1)      # 1.0 goes to the last bin
+    s_bin = np.minimum((hsv[..., 1] * S).astype(int), S - 1)
+    v_bin = np.minimum((hsv[..., 2] * V).astype(int), V - 1)
+    counts = np.bincount(((h_bin * S + s_bin) * V + v_bin).ravel(), minlength=H * S * V)
+    return counts / counts.sum()
+
+
+def solution_se_parameters(channels: int = 96, reduction: int = 8) -> int:
+    """Exercise 2. Squeeze: Linear(C, C // r); excite: Linear(C // r, C); each has a weight
+    matrix and a bias vector. (Check: ``sum(p.numel() for p in VC.SqueezeExcite(96,
+    8).parameters())``; a 3 x 3 convolution 96 -> 96 has 9 * 96 * 96 = 82,944 weights.)"""
+    hidden = channels // reduction
+    squeeze = channels * hidden + hidden
+    excite = hidden * channels + channels
+    return squeeze + excite
+
+
+def solution_style_map(scores: np.ndarray, positives: np.ndarray, styles: np.ndarray,
+                       style: int) -> float:
+    """Exercise 3. Call with ``retrieval_scores(handcrafted["baseline: colour + LBP + pooled
+    HOG"]), positives, styles, STYLES.index("sketch")``: keep the rows of the sketch queries,
+    average precision per query, then the mean."""
+    rows = np.asarray(styles) == style
+    return float(average_precision(scores[rows], positives[rows]).mean())
+
+
+SOLUTIONS = {1: solution_cell_histogram, 2: solution_se_parameters, 3: solution_style_map}

@@ -88,3 +88,53 @@ def check_word_query(reads: Sequence[str], truth: Sequence[str], word: str,
     return Feedback(False, f"{n_true} images truly show {word!r}; retrieved = images whose read "
                            "equals the word; precision = hits / retrieved, recall = hits / "
                            f"{n_true}")
+
+
+# ------------------------------------------------------------------ worked solutions
+def solution_wordpiece_count(wp, caption: str) -> int:
+    """Exercise 1. Call with ``wp, caption_1`` (``wp = load_minilm_tokenizer()``):
+    ``tokenize`` adds no [CLS] / [SEP], so its length is the answer."""
+    return len(wp.tokenize(caption))
+
+
+def solution_synonym_top3(vectors: np.ndarray, tok, groups: dict[str, list[list[str]]],
+                          k: int = 3) -> float:
+    """Exercise 2. Call with ``vectors, tok, groups``: the cosine matrix of the groups' words,
+    the diagonal at -inf, each row's k nearest, and whether one of them is a synonym."""
+    words, group = [], []
+    for attribute, synonym_sets in groups.items():
+        for g, synonyms in enumerate(synonym_sets):
+            words += synonyms
+            group += [(attribute, g)] * len(synonyms)
+    x = vectors[[tok.id_of(w) for w in words]].astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    cos = x @ x.T
+    np.fill_diagonal(cos, -np.inf)                                 # not the word itself
+    nearest = np.argsort(-cos, axis=1, kind="stable")[:, :k]
+    hits = [any(group[j] == group[i] for j in row) for i, row in enumerate(nearest)]
+    return float(np.mean(hits))
+
+
+def solution_caption_grade(world, a: int, b: int) -> int:
+    """Exercise 3. Call with ``world, a, b``: compare what the two main mentions state,
+    attribute by attribute (-1 = not said)."""
+    ma, mb = world.caption_struct(a).main, world.caption_struct(b).main
+    both = [(x, y) for x, y in zip(ma, mb) if x >= 0 and y >= 0]   # stated by both
+    if any(x != y for x, y in both):
+        return 0                                                   # a contradiction
+    return min(len(both), 3)
+
+
+def solution_word_query(reads, truth, word: str = "cafe") -> tuple[float, float]:
+    """Exercise 4. Call with ``reads, truth``: retrieved = the images whose read is the
+    word, relevant = those whose sign truly says it."""
+    retrieved = np.array([r == word for r in reads])
+    relevant = np.array([t == word for t in truth])
+    hits = (retrieved & relevant).sum()
+    precision = hits / retrieved.sum() if retrieved.any() else 0.0
+    recall = hits / relevant.sum() if relevant.any() else 0.0
+    return float(precision), float(recall)
+
+
+SOLUTIONS = {1: solution_wordpiece_count, 2: solution_synonym_top3, 3: solution_caption_grade,
+             4: solution_word_query}

@@ -69,3 +69,38 @@ def check_composed_targets(world, reference: int, modification, gallery, answer)
     missing, extra = expected - got, got - expected
     return Feedback(False, f"{len(missing)} target(s) missing and {len(extra)} wrong; compare "
                            "world.objects[g, 0, :3] with the modified triple")
+
+
+# ------------------------------------------------------------------ worked solutions
+def solution_rrf_score(a=((4.0, 3, 2, 1),), b=((3.0, 1, 4, 2),), k: float = 10,
+                       item: int = 2) -> float:
+    """Exercise 1. The item's 1-based rank in each system (scores descending), then
+    1 / (k + rank) summed over the systems. By hand: document 2 is 3rd in A and 1st in B,
+    so 1/13 + 1/11."""
+    total = 0.0
+    for scores in (np.asarray(a, float)[0], np.asarray(b, float)[0]):
+        order = list(np.argsort(-scores, kind="stable"))           # best first, ties by index
+        rank = 1 + order.index(item)
+        total += 1.0 / (k + rank)
+    return total
+
+
+def solution_renormalised(weights=(0.2, 0.5, 0.3), present=(True, False, True)) -> np.ndarray:
+    """Exercise 2. A missing modality gets weight 0; the others keep their ratios and are
+    divided by their sum: [0.2, 0, 0.3] / 0.5 = [0.4, 0, 0.6]."""
+    w = np.where(present, weights, 0.0)
+    return w / w.sum()
+
+
+def solution_composed_targets(world, reference: int, modification, gallery) -> list[int]:
+    """Exercise 3. Call with ``world, int(comp_gt.references[0]), comp_gt.modifications[0],
+    test.images``: the reference's (shape, colour, texture) with the modified attribute
+    (column ``modification.column``) set to ``modification.new``; the targets are the other
+    gallery images whose main object has exactly that triple."""
+    wanted = world.objects[reference, 0, :3].copy()
+    wanted[modification.column] = modification.new
+    return [int(g) for g in gallery
+            if g != reference and (world.objects[g, 0, :3] == wanted).all()]
+
+
+SOLUTIONS = {1: solution_rrf_score, 2: solution_renormalised, 3: solution_composed_targets}

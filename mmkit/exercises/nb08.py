@@ -185,3 +185,78 @@ def check_i2t_recall(image_scores: np.ndarray, caption_image: np.ndarray, answer
                                f"{n_images} images")
     return Feedback(False, "use mmkit.metrics.hit_rate_at_k(image_scores, positives, k) with "
                            "positives[i, c] = (caption_image[c] == i), then average")
+
+
+# ------------------------------------------------------------------ worked solutions
+def solution_ap_by_hand(ranking=AP_RANKING, n_relevant: int = AP_N_RELEVANT) -> float:
+    """Exercise 1. Precision at the rank of each relevant result (1/2, 2/3, 3/6, 4/10),
+    summed and divided by ALL relevant items of the collection (5), the missed one
+    included."""
+    hits, total = 0, 0.0
+    for rank, relevant in enumerate(ranking, start=1):
+        if relevant:
+            hits += 1
+            total += hits / rank
+    return total / n_relevant
+
+
+def solution_library(run=LIBRARY_RUN, qrels=LIBRARY_QRELS, reported: float = REPORTED_AP
+                     ) -> str:
+    """Exercise 2. Compute the query's AP under each library's convention and name the one
+    that gives the reported value. The conventions differ in two places: the tie at 0.90
+    (by docno descending, in the order given, or one threshold for the whole group) and the
+    denominator (all relevant judged, or only those retrieved)."""
+    relevant = {d for d, r in qrels.items() if r > 0}
+    retrieved = len(relevant & set(run))
+
+    def ap(order, denominator):
+        hits, total = 0, 0.0
+        for rank, doc in enumerate(order, start=1):
+            if doc in relevant:
+                hits += 1
+                total += hits / rank
+        return total / denominator
+
+    in_given_order = sorted(run, key=lambda d: -run[d])            # a stable sort keeps ties
+    by_docno = sorted(run, key=lambda d: (run[d], d), reverse=True)
+    # sklearn: one precision per distinct score, taken after the whole tie group
+    sklearn, seen, hits = 0.0, 0, 0
+    for score in sorted(set(run.values()), reverse=True):
+        group = [d for d in run if run[d] == score]
+        new = sum(d in relevant for d in group)
+        seen, hits = seen + len(group), hits + new
+        sklearn += new * hits / seen
+    values = {"trec_eval": ap(by_docno, len(relevant)),
+              "ranx": ap(in_given_order, len(relevant)),
+              "torchmetrics": ap(in_given_order, retrieved),
+              "sklearn": sklearn / retrieved}
+    return min(values, key=lambda name: abs(values[name] - reported))
+
+
+def solution_image_level_test(scores_d, scores_a, relevance, caption_image,
+                              alpha: float = 0.05) -> bool:
+    """Exercise 3. Call with ``scores_d, scores_a, relevance, caption_image``: AP per
+    caption (relevant = grade 3), the mean of each image's captions, then the paired
+    permutation test over the images."""
+    caption_image = np.asarray(caption_image)
+    images = np.unique(caption_image)
+    ap_d = average_precision(scores_d, relevance, level=3)
+    ap_a = average_precision(scores_a, relevance, level=3)
+    per_image_d = np.array([ap_d[caption_image == i].mean() for i in images])
+    per_image_a = np.array([ap_a[caption_image == i].mean() for i in images])
+    test = paired_permutation_test(per_image_d, per_image_a)       # 10,000 flips, seed 0
+    return bool(test.mean_diff > 0 and test.p_value < alpha)
+
+
+def solution_i2t_recall(image_scores, caption_image, k: int = 5) -> float:
+    """Exercise 4. Call with ``first_dims(image, 8) @ first_dims(text, 8).T, caption_image``:
+    an image query is a hit when ANY of its own captions is among its k best captions."""
+    image_scores = np.asarray(image_scores)
+    caption_image = np.asarray(caption_image)
+    top = np.argsort(-image_scores, axis=1, kind="stable")[:, :k]   # [I, k] caption indices
+    own = caption_image[top] == np.arange(len(image_scores))[:, None]
+    return float(own.any(axis=1).mean())
+
+
+SOLUTIONS = {1: solution_ap_by_hand, 2: solution_library, 3: solution_image_level_test,
+             4: solution_i2t_recall}

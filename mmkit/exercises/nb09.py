@@ -60,3 +60,32 @@ def check_merge(shard_scores: list[np.ndarray], shard_ids: list[np.ndarray], k: 
     rows = int((got != expected).any(axis=1).sum())
     return Feedback(False, f"{rows} query row(s) differ: concatenate the shards' hits, sort by "
                            "score (descending), break ties by the smaller id, keep k")
+
+
+# ------------------------------------------------------------------ worked solutions
+def solution_bytes_per_vector(m: int = 32, nbits: int = 8, id_bytes: int = 8) -> float:
+    """Exercise 1. IVF-PQ stores, per vector, m codes of nbits bits and its 8-byte id in the
+    inverted list; the dimension (256) does not matter: 32 + 8 = 40 bytes."""
+    return m * nbits / 8 + id_bytes
+
+
+def solution_machines(n: int = 10**9, code_bytes: int = 20, machine_bytes: float = 64e9,
+                      id_bytes: int = 8) -> int:
+    """Exercise 2 (the IVF-PQ part, which the checker asks for): n x (code + id) bytes,
+    divided by one machine's memory, rounded UP: 1e9 x 28 B = 28 GB -> 1 machine. The flat
+    index needs 1e9 x 96 x 4 B = 384 GB -> 6 machines."""
+    return math.ceil(n * (code_bytes + id_bytes) / machine_bytes)
+
+
+def solution_merge(shard_scores: list[np.ndarray], shard_ids: list[np.ndarray], k: int
+                   ) -> np.ndarray:
+    """Exercise 3. Call with ``[p.scores.numpy() for p in parts], [p.ids.numpy() for p in
+    parts], K``: put all shards' hits side by side, sort each row by score (descending),
+    ties by the smaller id, and keep the first k ids."""
+    scores = np.concatenate(shard_scores, axis=1)
+    ids = np.concatenate(shard_ids, axis=1)
+    order = np.lexsort((ids, -scores), axis=1)                     # last key sorts first
+    return np.take_along_axis(ids, order, axis=1)[:, :k]
+
+
+SOLUTIONS = {1: solution_bytes_per_vector, 2: solution_machines, 3: solution_merge}

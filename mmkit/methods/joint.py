@@ -35,6 +35,7 @@ class _ImageTower(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
+        self.train(model.training)   # Grad-CAM restores this mode onto the wrapped model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(x)
