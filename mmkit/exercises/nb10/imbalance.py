@@ -41,12 +41,23 @@ def posthoc_accuracies(model: ChallengeNet | None = None) -> dict[float, float]:
 
 
 def solution_posthoc_tau(model: ChallengeNet | None = None) -> tuple[float, float]:
-    """(best tau, its balanced accuracy) of post-hoc logit adjustment (the smallest tau on a
-    tie)."""
-    acc = posthoc_accuracies(model)
-    best = max(acc.values())
-    tau = min(t for t, a in acc.items() if a == best)
-    return tau, best
+    """Exercise 2, a worked solution: ``(best tau, its balanced accuracy)`` for the notebook's
+    ``challenge_lt100`` model (the smallest tau on a tie)."""
+    model = checkpoints.load(MODEL)[0] if model is None else model
+    scenes = eval_scenes()
+    classes = tracked_classes(scenes.labels)                  # the classes it trained on
+    keep = np.isin(scenes.labels, classes)
+    logits = proxy_logits(model, scenes.images[keep])[:, classes]
+    truth = scenes.labels[keep]
+    log_prior = np.log(training_prior(IMBALANCE)[classes])
+    best_tau, best_acc = None, -1.0
+    for tau in (0.0, 0.5, 1.0, 1.5, 2.0):
+        predicted = classes[np.argmax(logits - tau * log_prior, axis=1)]
+        per_class = [np.mean(predicted[truth == c] == c) for c in classes if np.any(truth == c)]
+        acc = float(np.mean(per_class))
+        if acc > best_acc + 1e-12:
+            best_tau, best_acc = tau, acc
+    return best_tau, best_acc
 
 
 def check_posthoc_tau(answer: tuple[float, float] | None) -> Feedback:
